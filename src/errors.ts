@@ -1,0 +1,82 @@
+import { isUtf8 } from 'node:buffer';
+
+/**
+ * Typed errors. Every failure a user can cause carries a stable `code` and a message of the
+ * form "Cannot X: reason (value)". The CLI prints the message and exits non-zero; `--debug`
+ * adds the stack. `cause` keeps the underlying error when there is one.
+ */
+
+export type ErrorCode =
+  // tar reader
+  | 'TAR_BAD_CHECKSUM'
+  | 'TAR_TRUNCATED'
+  | 'TAR_BAD_HEADER'
+  | 'TAR_BAD_PAX'
+  | 'TAR_BAD_SPARSE'
+  | 'TAR_UNSUPPORTED_TYPE'
+  | 'TAR_UNSUPPORTED_COMPRESSION'
+  | 'TAR_BAD_COMPRESSION'
+  | 'TAR_NOT_TAR'
+  // tree
+  | 'TAR_HARDLINK_TARGET'
+  | 'TREE_BAD_PATH'
+  | 'TREE_NOT_DIRECTORY'
+  // ext4
+  | 'EXT4_NAME_TOO_LONG'
+  | 'EXT4_NO_SPACE'
+  | 'EXT4_TOO_MANY_INODES'
+  | 'EXT4_FILE_TOO_LARGE'
+  | 'EXT4_XATTR_TOO_LARGE'
+  | 'EXT4_XATTR_INVALID'
+  | 'EXT4_SYMLINK_TOO_LONG'
+  | 'EXT4_BAD_IMAGE'
+  | 'EXT4_NOT_FOUND'
+  // sources, options and I/O
+  | 'SOURCE_BAD_SPEC'
+  | 'SOURCE_NOT_FOUND'
+  | 'SOURCE_UNREADABLE'
+  | 'OPTION_INVALID'
+  | 'OUTPUT_EXISTS'
+  | 'OUTPUT_FAILED'
+  | 'IO_FAILED';
+
+export class RootforgeError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RootforgeError';
+    this.code = code;
+  }
+}
+
+/** Builds the canonical message "Cannot X: reason (value)". */
+export function cannot(what: string, reason: string, value?: unknown): string {
+  if (value === undefined) return `Cannot ${what}: ${reason}`;
+  return `Cannot ${what}: ${reason} (${formatValue(value)})`;
+}
+
+export function fail(code: ErrorCode, what: string, reason: string, value?: unknown, cause?: unknown): never {
+  throw new RootforgeError(code, cannot(what, reason, value), cause === undefined ? undefined : { cause });
+}
+
+export function isRootforgeError(e: unknown, code?: ErrorCode): e is RootforgeError {
+  return e instanceof RootforgeError && (code === undefined || e.code === code);
+}
+
+function formatValue(value: unknown): string {
+  if (typeof value === 'string') return printable(value);
+  if (typeof value === 'bigint') return value.toString();
+  if (value instanceof Uint8Array) return printable(Buffer.from(value).toString('latin1'));
+  return String(value);
+}
+
+/**
+ * Paths inside images are byte strings (one char per byte, see util/bytes.ts). Shown to a user
+ * they are decoded as UTF-8 when valid, with control bytes escaped so a message stays one line.
+ */
+export function printable(s: string): string {
+  const bytes = Buffer.from(s, 'latin1');
+  const text = isUtf8(bytes) ? bytes.toString('utf8') : s;
+  return text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}

@@ -1,0 +1,228 @@
+/**
+ * FsTree: a directory tree with tar-like replace semantics.
+ *
+ * - A later entry at an existing path replaces it; replacing a directory with a non-directory
+ *   drops the directory's subtree.
+ * - A directory entry for an existing directory only updates its metadata (children are kept).
+ * - Missing parents are created root-owned 0755 with the tree's default time.
+ * - Hard links are several names for one Inode object; `links` counts them.
+ * - Paths are normalized lexically: leading '/', './', '.' and empty components are dropped and
+ *   '..' is resolved without ever leaving the root.
+ * When a file's last name goes away its content is handed to `onRelease`, so blocks already
+ * written to the image can be reused.
+ */
+import { fail } from '../errors.js';
+import type { Content, Inode, NodeKind, Timestamp } from './types.js';
+
+/** Linux limits: NAME_MAX, and PATH_MAX - 1 for a symlink target. */
+const MAX_NAME = 255;
+const MAX_TARGET = 4095;
+
+export interface TreeOptions {
+  /** Time for implied parents and the root when no entry sets them. Default: epoch 0. */
+  defaultTime?: Timestamp;
+  /** Called with the content of a file whose last name was removed. */
+  onRelease?: (content: Content) => void;
+}
+
+export interface NodeAttrs {
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: Timestamp;
+  atime?: Timestamp | undefined;
+  ctime?: Timestamp | undefined;
+  xattrs?: Map<string, Buffer> | undefined;
+}
+
+export class FsTree {
+  readonly root: Inode;
+  private readonly defaultTime: Timestamp;
+  private readonly onRelease: ((content: Content) => void) | undefined;
+
+  constructor(options: TreeOptions = {}) {
+    this.defaultTime = options.defaultTime ?? { sec: 0, nsec: 0 };
+    this.onRelease = options.onRelease;
+    this.root = this.implicitDir();
+  }
+
+  /** Splits a path into normalized components (byte strings). [] is the root. */
+  static split(path: string): string[] {
+    const out: string[] = [];
+    for (const part of path.split('/')) {
+      if (part === '' || part === '.') continue;
+      if (part === '..') {
+        out.pop();
+        continue;
+      }
+      out.push(part);
+    }
+    return out;
+  }
+
+  /** Looks a path up without following symlinks. */
+  get(path: string): Inode | undefined {
+    let node: Inode = this.root;
+    for (const name of FsTree.split(path)) {
+      const next = node.children?.get(name);
+      if (!next) return undefined;
+      node = next;
+    }
+    return node;
+  }
+
+  addDir(path: string, attrs: NodeAttrs): Inode {
+    const parts = FsTree.split(path);
+    if (parts.length === 0) {
+      applyAttrs(this.root, attrs);
+      return this.root;
+    }
+    const parent = this.parentDir(parts);
+    const name = parts[parts.length - 1]!;
+    const existing = parent.children!.get(name);
+    if (existing && existing.kind === 'dir') {
+      applyAttrs(existing, attrs);
+      return existing;
+    }
+    const node = newInode('dir', attrs, this.defaultTime);
+    node.children = new Map();
+    this.put(parent, name, node);
+    return node;
+  }
+
+  addFile(path: string, attrs: NodeAttrs, size: number, content: Content | null): Inode {
+    const node = newInode('file', attrs, this.defaultTime);
+    node.size = size;
+    node.content = content;
+    this.addLeaf(path, node);
+    return node;
+  }
+
+  addSymlink(path: string, attrs: NodeAttrs, target: string): Inode {
+    if (target.length > MAX_TARGET) fail('EXT4_SYMLINK_TOO_LONG', `add symlink ${path}`, `target longer than ${MAX_TARGET} bytes`, target.length);
+    if (target.length === 0) fail('TREE_BAD_PATH', `add symlink ${path}`, 'empty symlink target', path);
+    const node = newInode('symlink', attrs, this.defaultTime);
+    node.target = target;
+    this.addLeaf(path, node);
+    return node;
+  }
+
+  addSpecial(path: string, kind: 'chardev' | 'blockdev' | 'fifo' | 'socket', attrs: NodeAttrs, major = 0, minor = 0): Inode {
+    const node = newInode(kind, attrs, this.defaultTime);
+    node.major = major;
+    node.minor = minor;
+    this.addLeaf(path, node);
+    return node;
+  }
+
+  /** Makes `path` another name for the inode at `target` (a tar hard link). */
+  link(path: string, target: string): Inode {
+    const node = this.get(target);
+    if (!node) fail('TAR_HARDLINK_TARGET', `link ${path}`, 'hard-link target does not exist', target);
+    if (node.kind === 'dir') fail('TAR_HARDLINK_TARGET', `link ${path}`, 'hard-link target is a directory', target);
+    const parts = FsTree.split(path);
+    if (parts.length === 0) fail('TREE_BAD_PATH', `link ${path}`, 'the root cannot be a hard link', path);
+    const parent = this.parentDir(parts);
+    const name = parts[parts.length - 1]!;
+    if (parent.children!.get(name) === node) return node; // linking a name to itself
+    this.put(parent, name, node);
+    return node;
+  }
+
+  /** Removes a name (and a directory's whole subtree). Returns false when nothing was there. */
+  remove(path: string): boolean {
+    const parts = FsTree.split(path);
+    if (parts.length === 0) fail('TREE_BAD_PATH', 'remove /', 'the root cannot be removed', path);
+    let dir: Inode = this.root;
+    for (const name of parts.slice(0, -1)) {
+      const next = dir.children?.get(name);
+      if (!next || next.kind !== 'dir') return false;
+      dir = next;
+    }
+    const name = parts[parts.length - 1]!;
+    const old = dir.children!.get(name);
+    if (!old) return false;
+    dir.children!.delete(name);
+    this.unlinked(old);
+    return true;
+  }
+
+  private addLeaf(path: string, node: Inode): void {
+    const parts = FsTree.split(path);
+    if (parts.length === 0) fail('TREE_BAD_PATH', `add ${path}`, 'only a directory can be the root', path);
+    const parent = this.parentDir(parts);
+    this.put(parent, parts[parts.length - 1]!, node);
+  }
+
+  /** Walks to the parent of `parts`, creating missing directories and replacing non-directories. */
+  private parentDir(parts: string[]): Inode {
+    let dir = this.root;
+    for (let i = 0; i < parts.length - 1; i++) {
+      const name = parts[i]!;
+      let next = dir.children!.get(name);
+      if (!next || next.kind !== 'dir') {
+        next = this.implicitDir();
+        this.put(dir, name, next);
+      }
+      dir = next;
+    }
+    return dir;
+  }
+
+  private put(dir: Inode, name: string, node: Inode): void {
+    if (name.length > MAX_NAME) fail('EXT4_NAME_TOO_LONG', 'add entry', `name longer than ${MAX_NAME} bytes`, name);
+    const old = dir.children!.get(name);
+    dir.children!.set(name, node);
+    node.links++;
+    if (old) this.unlinked(old);
+  }
+
+  private unlinked(node: Inode): void {
+    node.links--;
+    if (node.links > 0) return;
+    if (node.kind === 'dir') {
+      for (const child of node.children!.values()) this.unlinked(child);
+      node.children!.clear();
+    } else if (node.content && this.onRelease) {
+      this.onRelease(node.content);
+    }
+  }
+
+  private implicitDir(): Inode {
+    const node = newInode('dir', { mode: 0o755, uid: 0, gid: 0, mtime: this.defaultTime }, this.defaultTime);
+    node.children = new Map();
+    return node;
+  }
+}
+
+function newInode(kind: NodeKind, attrs: NodeAttrs, defaultTime: Timestamp): Inode {
+  const node: Inode = {
+    kind,
+    mode: 0,
+    uid: 0,
+    gid: 0,
+    atime: defaultTime,
+    mtime: defaultTime,
+    ctime: defaultTime,
+    xattrs: new Map(),
+    size: 0,
+    content: null,
+    target: '',
+    major: 0,
+    minor: 0,
+    children: null,
+    links: 0,
+  };
+  applyAttrs(node, attrs);
+  return node;
+}
+
+function applyAttrs(node: Inode, attrs: NodeAttrs): void {
+  node.mode = attrs.mode & 0o7777;
+  node.uid = attrs.uid;
+  node.gid = attrs.gid;
+  node.mtime = attrs.mtime;
+  node.atime = attrs.atime ?? attrs.mtime;
+  node.ctime = attrs.ctime ?? attrs.mtime;
+  node.xattrs = attrs.xattrs ?? new Map();
+}
