@@ -300,6 +300,34 @@ export class Ext4Image {
     return st;
   }
 
+  /** Resolves a path following symlinks (absolute targets resolve inside the image), like open(2). */
+  async resolve(path: string, maxLinks = 40): Promise<Stat> {
+    const parts = path.split('/').filter((p) => p !== '' && p !== '.');
+    const stack: Stat[] = [await this.stat(ROOT_INO)];
+    let hops = 0;
+    while (parts.length > 0) {
+      const part = parts.shift()!;
+      const dir = stack[stack.length - 1]!;
+      if (part === '..') {
+        if (stack.length > 1) stack.pop();
+        continue;
+      }
+      if (dir.kind !== 'dir') fail('EXT4_NOT_FOUND', `find ${path}`, 'a parent is not a directory', path);
+      const hit = (await this.readdir(dir)).find((e) => e.name === part);
+      if (!hit) fail('EXT4_NOT_FOUND', `find ${path}`, 'no such file or directory in the image', path);
+      const st = await this.stat(hit.ino);
+      if (st.kind === 'symlink') {
+        if (++hops > maxLinks) fail('EXT4_NOT_FOUND', `find ${path}`, 'too many levels of symbolic links', path);
+        const target = await this.readlink(st);
+        if (target.startsWith('/')) stack.length = 1;
+        parts.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
+        continue;
+      }
+      stack.push(st);
+    }
+    return stack[stack.length - 1]!;
+  }
+
   /** Depth-first walk in name order: [path, stat] for every inode reachable from the root. */
   async *walk(from = ''): AsyncGenerator<[string, Stat]> {
     const start = await this.lookup(from);

@@ -9,7 +9,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { fail, RootforgeError } from '../errors.js';
+import { fail, printable, RootforgeError } from '../errors.js';
+import { formatBytes } from '../util/size.js';
 import type { Content, Inode } from '../tree/types.js';
 import type { FsTree } from '../tree/tree.js';
 import { BlockAllocator, type Run } from './alloc.js';
@@ -208,13 +209,14 @@ export class Ext4Writer {
   }
 
   /** Streams a host file's bytes into the image. */
-  async placeHostFile(path: string, size: number): Promise<Content | null> {
+  async placeHostFile(path: string | Buffer, size: number): Promise<Content | null> {
+    const shown = typeof path === 'string' ? path : path.toString('latin1');
     this.data.beginFile(size);
     let got = 0;
     try {
       for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
         const buf = chunk as Buffer;
-        if (got + buf.length > size) fail('SOURCE_UNREADABLE', `read ${path}`, 'file grew while being read', size);
+        if (got + buf.length > size) fail('SOURCE_UNREADABLE', `read ${printable(shown)}`, 'file grew while being read', size);
         this.data.write(buf);
         got += buf.length;
         await this.data.drain();
@@ -222,11 +224,11 @@ export class Ext4Writer {
     } catch (e) {
       this.data.abortFile();
       if (e instanceof RootforgeError) throw e;
-      fail('SOURCE_UNREADABLE', `read ${path}`, (e as Error).message, path, e);
+      fail('SOURCE_UNREADABLE', `read ${printable(shown)}`, (e as Error).message, shown, e);
     }
     if (got !== size) {
       this.data.abortFile();
-      fail('SOURCE_UNREADABLE', `read ${path}`, 'file shrank while being read', `${got} of ${size} bytes`);
+      fail('SOURCE_UNREADABLE', `read ${printable(shown)}`, 'file shrank while being read', `${got} of ${size} bytes`);
     }
     return this.data.endFile();
   }
@@ -281,7 +283,7 @@ export class Ext4Writer {
         metaBlocks += 1;
       }
       if (n.xattrs.size > 0) {
-        const items = [...n.xattrs].map(([k, v]) => toXattrItem(k, v)).sort(compareItems);
+        const items = [...n.xattrs].map(([k, v]) => toXattrItem(k, v, n.mode)).sort(compareItems);
         const { inInode, inBlock } = placeXattrs(items);
         p.inodeXattrs = inInode;
         if (inBlock.length > 0) {
@@ -962,11 +964,6 @@ function clearBits(b: Buffer, from: number, count: number): void {
 const POPCOUNT = new Uint8Array(256);
 for (let i = 0; i < 256; i++) POPCOUNT[i] = (i & 1) + POPCOUNT[i >> 1]!;
 
-function formatBytes(n: number): string {
-  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
-  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
-  return `${n} bytes`;
-}
 
 /**
  * Collects metadata blocks and writes them sorted, merging neighbours into large writes.

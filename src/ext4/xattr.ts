@@ -47,14 +47,19 @@ export interface XattrItem {
 export const IBODY_SPACE = INODE_SIZE - XATTR_IBODY_START;
 const BLOCK_SPACE = BLOCK_SIZE - XATTR_BLOCK_HEADER;
 
-/** Converts a full name (byte string) and value to ext4's stored form. */
-export function toXattrItem(fullName: string, value: Buffer): XattrItem {
+/**
+ * Converts a full name (byte string) and value to ext4's stored form. `mode` (the inode's
+ * permission bits) is applied to an access ACL the way chmod(2) does, because that is the state
+ * an extraction leaves: the owner, mask (or group) and other entries mirror the mode bits.
+ */
+export function toXattrItem(fullName: string, value: Buffer, mode?: number): XattrItem {
   for (const [prefix, index] of XATTR_PREFIXES) {
     if (!fullName.startsWith(prefix)) continue;
     const suffix = fullName.slice(prefix.length);
     if (index === XATTR_INDEX.posixAclAccess || index === XATTR_INDEX.posixAclDefault) {
       if (suffix !== '') continue;
-      return { index, name: Buffer.alloc(0), value: vfsAclToExt4(value, fullName) };
+      const acl = index === XATTR_INDEX.posixAclAccess && mode !== undefined ? aclChmod(value, mode, fullName) : value;
+      return { index, name: Buffer.alloc(0), value: vfsAclToExt4(acl, fullName) };
     }
     if (suffix.length === 0) break;
     if (suffix.length > 255) fail('EXT4_XATTR_TOO_LARGE', 'store xattr', 'name longer than 255 bytes', fullName);
@@ -118,6 +123,24 @@ export function vfsAclToExt4(v: Buffer, name: string): Buffer {
     }
   }
   return Buffer.concat(parts);
+}
+
+/** The kernel's posix_acl_chmod on a VFS-encoded ACL: returns a copy with mode bits applied. */
+export function aclChmod(v: Buffer, mode: number, name: string): Buffer {
+  if (v.length < 4 || (v.length - 4) % 8 !== 0) fail('EXT4_XATTR_INVALID', 'store ACL', 'value is not a POSIX ACL in the kernel xattr format', name);
+  const out = Buffer.from(v);
+  let groupObj = -1;
+  let mask = -1;
+  for (let off = 4; off < out.length; off += 8) {
+    const tag = out.readUInt16LE(off);
+    if (tag === ACL_USER_OBJ) out.writeUInt16LE((mode >> 6) & 7, off + 2);
+    else if (tag === ACL_OTHER) out.writeUInt16LE(mode & 7, off + 2);
+    else if (tag === ACL_GROUP_OBJ) groupObj = off;
+    else if (tag === ACL_MASK) mask = off;
+  }
+  const g = mask >= 0 ? mask : groupObj;
+  if (g >= 0) out.writeUInt16LE((mode >> 3) & 7, g + 2);
+  return out;
 }
 
 /** ext4 ACL → VFS ACL (for the reader). */

@@ -18,7 +18,10 @@ export interface BlockRun {
 }
 
 export type Content =
-  /** Already written into the image under construction: these block runs (holes between them). */
+  /**
+   * Already written into the image under construction: these block runs (holes between them).
+   * `crc` fingerprints the bytes (crc32 of the first and last 16 KiB) for the image UUID.
+   */
   | { kind: 'placed'; runs: BlockRun[]; crc: number }
   /** A host file, read when the image is written. */
   | { kind: 'hostfile'; path: string }

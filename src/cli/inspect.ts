@@ -1,0 +1,78 @@
+import { Ext4Image } from '../ext4/reader.js';
+import { formatUuid } from '../ext4/writer.js';
+import { formatBytes } from '../util/size.js';
+import { parse, UsageError } from './args.js';
+
+export const INSPECT_USAGE = `Usage: rootforge inspect <image> [--json]
+
+Shows an image's label, UUID, size, features, block and inode usage and journal.`;
+
+export interface ImageInfo {
+  label: string;
+  uuid: string;
+  sizeBytes: number;
+  blockSize: number;
+  blocks: number;
+  freeBlocks: number;
+  inodes: number;
+  freeInodes: number;
+  usedInodes: number;
+  directories: number;
+  groups: number;
+  features: string[];
+  journalBytes: number;
+  readOnly: boolean;
+}
+
+export async function readImageInfo(path: string): Promise<ImageInfo> {
+  const img = await Ext4Image.open(path);
+  try {
+    const sb = img.sb;
+    let journalBytes = 0;
+    if (sb.journalInum) journalBytes = (await img.stat(sb.journalInum)).size;
+    const directories = img.groups.reduce((n, g) => n + g.usedDirs, 0);
+    return {
+      label: sb.volumeName.toString('utf8').replace(/\0+$/, ''),
+      uuid: formatUuid(sb.uuid),
+      sizeBytes: sb.blocksCount * img.blockSize,
+      blockSize: img.blockSize,
+      blocks: sb.blocksCount,
+      freeBlocks: sb.freeBlocksCount,
+      inodes: sb.inodesCount,
+      freeInodes: sb.freeInodesCount,
+      usedInodes: sb.inodesCount - sb.freeInodesCount,
+      directories,
+      groups: img.groups.length,
+      features: img.features,
+      journalBytes,
+      readOnly: !img.features.includes('has_journal'),
+    };
+  } finally {
+    await img.close();
+  }
+}
+
+export async function inspectCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { json: { type: 'boolean' } } as const, INSPECT_USAGE);
+  if (values.help) {
+    process.stdout.write(INSPECT_USAGE + '\n');
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError(`expected one image\n\n${INSPECT_USAGE}`);
+  const info = await readImageInfo(positionals[0]!);
+  if (values.json) {
+    process.stdout.write(JSON.stringify(info, null, 2) + '\n');
+    return 0;
+  }
+  const lines = [
+    ['Label', info.label || '(none)'],
+    ['UUID', info.uuid],
+    ['Size', `${formatBytes(info.sizeBytes)} (${info.blocks} blocks of ${info.blockSize} bytes, ${info.groups} groups)`],
+    ['Used', `${formatBytes((info.blocks - info.freeBlocks) * info.blockSize)}, ${formatBytes(info.freeBlocks * info.blockSize)} free`],
+    ['Inodes', `${info.usedInodes} used (${info.directories} directories), ${info.freeInodes} free`],
+    ['Journal', info.journalBytes ? formatBytes(info.journalBytes) : 'none (read-only image)'],
+    ['Features', info.features.join(' ')],
+  ];
+  for (const [k, v] of lines) process.stdout.write(`${(k + ':').padEnd(10)} ${v}\n`);
+  return 0;
+}

@@ -1,0 +1,81 @@
+/**
+ * rootforge CLI: thin commands over the library. Errors print their message and exit 1
+ * (2 for usage errors); --debug adds the stack.
+ */
+import { readFileSync, unlinkSync } from 'node:fs';
+import { isRootforgeError } from '../errors.js';
+import { removeActiveTempFiles } from '../util/atomic.js';
+import { UsageError } from './args.js';
+import { catCommand } from './cat.js';
+import { convertCommand } from './convert.js';
+import { inspectCommand } from './inspect.js';
+import { lsCommand } from './ls.js';
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  convert: convertCommand,
+  inspect: inspectCommand,
+  ls: lsCommand,
+  cat: catCommand,
+};
+
+export const USAGE = `rootforge — reproducible ext4 root filesystems for microVMs, without root, Docker or mounts
+
+Usage: rootforge <command> [options]
+
+Commands:
+  convert <source> -o <image>   build an ext4 image from a tar archive or a directory
+  inspect <image>               show an image's size, features and usage
+  ls <image> [PATH]             list a directory of an image
+  cat <image> PATH              print a file of an image
+
+Run "rootforge <command> --help" for a command's options.`;
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return cmd === undefined ? 2 : 0;
+  }
+  if (cmd === '--version' || cmd === '-V') {
+    process.stdout.write(`rootforge ${version()}\n`);
+    return 0;
+  }
+  const run = COMMANDS[cmd];
+  if (!run) {
+    process.stderr.write(`rootforge: unknown command "${cmd}"\n\n${USAGE}\n`);
+    return 2;
+  }
+  const debug = rest.includes('--debug');
+  const onSignal = (sig: NodeJS.Signals) => {
+    removeActiveTempFiles(unlinkSync);
+    process.stderr.write(`\nrootforge: interrupted (${sig})\n`);
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await run(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`rootforge ${cmd}: ${e.message}\n`);
+      return 2;
+    }
+    if (isRootforgeError(e)) {
+      process.stderr.write(`rootforge: ${e.message} [${e.code}]\n`);
+      if (debug) process.stderr.write(`${e.stack}\n${e.cause ? `cause: ${(e.cause as Error).stack ?? e.cause}\n` : ''}`);
+      return 1;
+    }
+    process.stderr.write(`rootforge: internal error: ${(e as Error).message}\n`);
+    if (debug) process.stderr.write(`${(e as Error).stack}\n`);
+    else process.stderr.write('(run with --debug for details)\n');
+    return 1;
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}

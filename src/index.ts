@@ -1,0 +1,24 @@
+/**
+ * rootforge's public library API. Everything a program needs is exported here by name;
+ * anything not listed is internal and may change.
+ */
+export { RootforgeError, isRootforgeError, type ErrorCode } from './errors.js';
+
+// source → image
+export { convert, parseSource, type ConvertOptions, type ConvertResult } from './convert.js';
+export type { SourceSpec, Progress, Warning } from './sources/types.js';
+
+// tar
+export { TarParser } from './tar/parser.js';
+export { readTar, type TarEntry } from './tar/reader.js';
+export { openArchive } from './tar/decompress.js';
+export type { TarHeader, TarHandler, TarParserOptions, TarWarning, EntryType, SparseSegment, Timestamp } from './tar/types.js';
+
+// tree
+export { FsTree, type NodeAttrs, type TreeOptions } from './tree/tree.js';
+export type { Inode, NodeKind, Content, BlockRun } from './tree/types.js';
+
+// ext4
+export { Ext4Writer, HEADROOM, formatUuid, parseUuid, type Ext4Options, type SizeSpec, type ImageSummary } from './ext4/writer.js';
+export { Ext4Image, type Stat, type DirListing, type FileKind } from './ext4/reader.js';
+export { parseSize, parseBytes } from './util/size.js';

@@ -1,0 +1,111 @@
+/**
+ * tar:PATH — a tar archive (plain, gzip or zstd; detected by magic) streamed into the tree and
+ * the image in one pass: each body goes from the archive straight to its blocks.
+ */
+import { fail, printable } from '../errors.js';
+import { openArchive } from '../tar/decompress.js';
+import { TarParser } from '../tar/parser.js';
+import type { TarHandler, TarHeader } from '../tar/types.js';
+import type { NodeAttrs } from '../tree/tree.js';
+import type { IngestContext } from './types.js';
+
+export async function ingestTar(path: string, ctx: IngestContext): Promise<void> {
+  const archive = await openArchive(path);
+  await ingestTarStream(archive.stream, ctx, () => ({ done: archive.bytesRead(), total: archive.compressedSize }));
+}
+
+/** Feeds an already-decompressed tar stream into the tree and image. */
+export async function ingestTarStream(
+  stream: AsyncIterable<Buffer>,
+  ctx: IngestContext,
+  progress?: () => { done: number; total: number | undefined },
+): Promise<void> {
+  const handler = new TarToTree(ctx);
+  const parser = new TarParser(handler, {
+    onWarning: (w) => ctx.onWarning?.({ code: w.code, message: w.message }),
+  });
+  try {
+    for await (const chunk of stream) {
+      parser.write(chunk);
+      await ctx.writer.data.drain();
+      if (progress) ctx.onProgress?.(progress());
+    }
+    parser.end();
+  } catch (e) {
+    handler.abort();
+    throw e;
+  }
+}
+
+class TarToTree implements TarHandler {
+  private file: { header: TarHeader; attrs: NodeAttrs } | null = null;
+  private skipBody = false;
+
+  constructor(private readonly ctx: IngestContext) {}
+
+  entry(h: TarHeader): void {
+    const { tree, writer } = this.ctx;
+    const attrs = this.attrs(h);
+    this.skipBody = false;
+    switch (h.type) {
+      case 'file':
+        writer.data.beginFile(h.size, h.sparse);
+        this.file = { header: h, attrs };
+        return;
+      case 'dir':
+        tree.addDir(h.path, attrs);
+        break;
+      case 'symlink':
+        tree.addSymlink(h.path, attrs, h.linkname);
+        break;
+      case 'hardlink':
+        if (h.linkname === '') fail('TAR_HARDLINK_TARGET', `link ${printable(h.path)}`, 'empty hard-link target', h.path);
+        tree.link(h.path, h.linkname);
+        break;
+      case 'chardev':
+      case 'blockdev':
+        tree.addSpecial(h.path, h.type, attrs, h.devmajor, h.devminor);
+        break;
+      case 'fifo':
+        tree.addSpecial(h.path, 'fifo', attrs);
+        break;
+    }
+    if (h.bodySize > 0) {
+      // A body on a non-file entry (e.g. a hard link carrying data): tar readers differ; we keep
+      // the link and ignore the bytes, and say so.
+      this.skipBody = true;
+      this.ctx.onWarning?.({ code: 'TAR_BODY_IGNORED', message: `ignored ${h.bodySize} data bytes on ${h.type} entry ${printable(h.path)}` });
+    }
+  }
+
+  data(chunk: Buffer): void {
+    if (this.skipBody) return;
+    this.ctx.writer.data.write(chunk);
+  }
+
+  entryEnd(): void {
+    if (!this.file) return;
+    const { header, attrs } = this.file;
+    this.file = null;
+    const content = this.ctx.writer.data.endFile();
+    this.ctx.tree.addFile(header.path, attrs, header.size, content);
+  }
+
+  abort(): void {
+    if (this.file) this.ctx.writer.data.abortFile();
+    this.file = null;
+  }
+
+  private attrs(h: TarHeader): NodeAttrs {
+    const owner = this.ctx.owner;
+    return {
+      mode: h.mode,
+      uid: owner ? owner.uid : h.uid,
+      gid: owner ? owner.gid : h.gid,
+      mtime: h.mtime,
+      atime: h.atime,
+      ctime: h.ctime,
+      xattrs: h.xattrs.size > 0 ? h.xattrs : undefined,
+    };
+  }
+}

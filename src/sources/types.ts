@@ -1,0 +1,28 @@
+/** What a source needs to fill an image: the tree, the writer's data sink, and reporting hooks. */
+import type { Ext4Writer } from '../ext4/writer.js';
+import type { FsTree } from '../tree/tree.js';
+import type { Timestamp } from '../tree/types.js';
+
+export interface Progress {
+  /** Input bytes consumed so far (compressed bytes for a compressed archive). */
+  done: number;
+  /** Total input bytes when known. */
+  total: number | undefined;
+}
+
+export interface Warning {
+  code: string;
+  message: string;
+}
+
+export interface IngestContext {
+  tree: FsTree;
+  writer: Ext4Writer;
+  /** Map every owner to this uid:gid (e.g. 0:0 when building from files you own). */
+  owner?: { uid: number; gid: number } | undefined;
+  defaultTime: Timestamp;
+  onProgress?: ((p: Progress) => void) | undefined;
+  onWarning?: ((w: Warning) => void) | undefined;
+}
+
+export type SourceSpec = { kind: 'tar'; path: string } | { kind: 'dir'; path: string };
