@@ -55,7 +55,7 @@ export async function convert(source: string | SourceSpec, output: string, optio
   const summary = await writeAtomically(output, async (fh) => {
     const writer = new Ext4Writer(fh, options);
     const defaultTime = { sec: options.timestamp ?? 0, nsec: 0 };
-    const tree = new FsTree({ defaultTime, onRelease: (c) => writer.release(c) });
+    const tree = new FsTree({ defaultTime, onRelease: (c) => writer.release(c), onWarning });
     const ctx: IngestContext = { tree, writer, owner: options.owner, defaultTime, onProgress: options.onProgress, onWarning };
     if (src.kind === 'tar') await ingestTar(src.path, ctx);
     else await ingestDir(src.path, ctx);

@@ -47,7 +47,7 @@ export function crc32c(seed: number, data: Uint8Array, start = 0, end = data.len
 
 /** crc32c over a little-endian u32 (inode numbers, group numbers). */
 export function crc32cU32(seed: number, value: number): number {
-  const b = Buffer.allocUnsafe(4);
-  b.writeUInt32LE(value >>> 0, 0);
-  return crc32c(seed, b);
+  let crc = seed >>> 0;
+  for (let i = 0; i < 4; i++) crc = (crc >>> 8) ^ T[(crc ^ (value >>> (8 * i))) & 0xff]!;
+  return crc >>> 0;
 }

@@ -93,7 +93,7 @@ export function planEntry(raw: RawHeader, ext: Extensions | undefined, pax: PaxA
     if (plan.linkBody === 'none') plan.stored = 0; // v7 and GNU tar: the size of a link is not a body
   } else if (raw.typeflag !== T.GNU_DUMPDIR) {
     // Directories, symlinks, devices, fifos never have a body (libarchive, Python, GNU tar for dirs).
-    if (stored > 0) ctx.warn('TAR_SIZE_IGNORED', `Ignoring the size of ${type} entries (first at offset ${at})`, true);
+    if (stored > 0) ctx.warn('TAR_SIZE_IGNORED', `Ignoring the size of ${type} entries (first at offset ${at})`, type);
     plan.stored = 0;
   }
   return plan;
@@ -210,8 +210,9 @@ function buildXattrs(pax: PaxAttrs | undefined, ext: Extensions | undefined, at:
     else if (s.kind === 'bad') ctx.warn('TAR_ACL_DROPPED', `Dropping the Solaris ACL of the entry at offset ${at}: ${s.reason}`);
     else ok = addText(s.text, 'access') && ok;
   }
-  if (pax?.aclAccess !== undefined) ok = addText(pax.aclAccess, 'access') && ok;
-  if (pax?.aclDefault !== undefined) ok = addText(pax.aclDefault, 'default') && ok;
+  // GNU tar --xattrs also stores the exact binary form; then its name-based text is redundant.
+  if (pax?.aclAccess !== undefined && !xattrs.has('system.posix_acl_access')) ok = addText(pax.aclAccess, 'access') && ok;
+  if (pax?.aclDefault !== undefined && !xattrs.has('system.posix_acl_default')) ok = addText(pax.aclDefault, 'default') && ok;
   if (!sawText || !ok) return xattrs;
   setAcl(xattrs, 'system.posix_acl_access', access, true, at, ctx);
   setAcl(xattrs, 'system.posix_acl_default', deflt, false, at, ctx);

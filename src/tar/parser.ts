@@ -57,7 +57,6 @@ export class TarParser {
   /** Extension headers waiting for their entry. */
   private ext: Extensions | undefined;
   private global: PaxAttrs | undefined;
-  private sawPax = false;
   /** Valid header blocks seen (0 means we are still deciding whether this is tar at all). */
   private headers = 0;
   /** A hard link's stored size, owned by it only if the next block is not a header. */
@@ -136,10 +135,8 @@ export class TarParser {
         break;
       case S.Body:
         fail('TAR_TRUNCATED', 'read tar', `input ends ${this.remain} bytes before the end of the body of ${this.plan?.header.path ?? 'an entry'}`, `offset ${at}`);
-      // eslint-disable-next-line no-fallthrough
       case S.SparseExt:
         fail('TAR_TRUNCATED', 'read tar', 'input ends inside a GNU sparse header', `offset ${at}`);
-      // eslint-disable-next-line no-fallthrough
       case S.Meta:
       case S.SparseMap:
         fail('TAR_TRUNCATED', 'read tar', 'input ends inside an extended header', `offset ${at}`);
@@ -256,14 +253,14 @@ export class TarParser {
       case T.PAX_LOCAL:
       case T.SUN_PAX: {
         const size = decodeSize(buf, off, at);
-        this.sawPax = this.ctx.sawPax = true;
+        this.ctx.sawPax = true;
         const ext = this.extensions(at);
         this.startMeta(new PaxReader((ext.pax ??= {}), size, at, this.warn), size);
         return;
       }
       case T.PAX_GLOBAL: {
         const size = decodeSize(buf, off, at);
-        this.sawPax = this.ctx.sawPax = true;
+        this.ctx.sawPax = true;
         const attrs: PaxAttrs = {};
         const reader = new PaxReader(attrs, size, at, this.warn);
         this.startMeta(

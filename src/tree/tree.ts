@@ -11,7 +11,7 @@
  * When a file's last name goes away its content is handed to `onRelease`, so blocks already
  * written to the image can be reused.
  */
-import { fail } from '../errors.js';
+import { fail, printable } from '../errors.js';
 import type { Content, Inode, NodeKind, Timestamp } from './types.js';
 
 /** Linux limits: NAME_MAX, and PATH_MAX - 1 for a symlink target. */
@@ -23,6 +23,8 @@ export interface TreeOptions {
   defaultTime?: Timestamp;
   /** Called with the content of a file whose last name was removed. */
   onRelease?: (content: Content) => void;
+  /** Told about attributes that had to be dropped. */
+  onWarning?: (w: { code: string; message: string }) => void;
 }
 
 export interface NodeAttrs {
@@ -39,10 +41,12 @@ export class FsTree {
   readonly root: Inode;
   private readonly defaultTime: Timestamp;
   private readonly onRelease: ((content: Content) => void) | undefined;
+  private readonly onWarning: ((w: { code: string; message: string }) => void) | undefined;
 
   constructor(options: TreeOptions = {}) {
     this.defaultTime = options.defaultTime ?? { sec: 0, nsec: 0 };
     this.onRelease = options.onRelease;
+    this.onWarning = options.onWarning;
     this.root = this.implicitDir();
   }
 
@@ -148,6 +152,7 @@ export class FsTree {
   }
 
   private addLeaf(path: string, node: Inode): void {
+    if (node.kind !== 'file') this.dropUserXattrs(path, node);
     const parts = FsTree.split(path);
     if (parts.length === 0) fail('TREE_BAD_PATH', `add ${path}`, 'only a directory can be the root', path);
     const parent = this.parentDir(parts);
@@ -186,6 +191,19 @@ export class FsTree {
     } else if (node.content && this.onRelease) {
       this.onRelease(node.content);
     }
+  }
+
+  /**
+   * The kernel allows user.* xattrs only on regular files and directories (others read as
+   * absent), so an archive's user.* xattrs on a symlink or device could never be seen: drop them.
+   */
+  private dropUserXattrs(path: string, node: Inode): void {
+    const names = [...node.xattrs.keys()].filter((k) => k.startsWith('user.'));
+    if (names.length === 0) return;
+    const kept = new Map(node.xattrs);
+    for (const k of names) kept.delete(k);
+    node.xattrs = kept;
+    this.onWarning?.({ code: 'XATTR_DROPPED', message: `dropped ${names.join(', ')} from ${printable(path)}: user.* xattrs exist only on files and directories` });
   }
 
   private implicitDir(): Inode {

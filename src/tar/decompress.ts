@@ -1,0 +1,237 @@
+/**
+ * Opens a (possibly compressed) tar archive as a stream of decompressed chunks. The format is
+ * found from the first bytes, never from the file name: a valid tar header means plain tar, else
+ * the gzip / zstd magic, else a known but unsupported magic is named in the error.
+ *
+ * Every chunk handed out is a fresh buffer (or a view of one that is never written again), so the
+ * tar reader can pass views of them on as file bodies without copying. Files are read in large
+ * chunks with one read kept in flight ahead of the consumer.
+ *
+ *   gzip  node:zlib gunzip (concatenated members too); trailing zero padding is fine, trailing
+ *         garbage is reported as TAR_BAD_COMPRESSION (GNU gzip only warns about it)
+ *   zstd  zstd-napi's streaming DCtx, driven directly so output comes in large chunks
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { Readable, pipeline } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import zstd from 'zstd-napi/binding.js';
+import { RootforgeError, cannot, fail, isRootforgeError } from '../errors.js';
+import { BLOCK, checksumMatches } from './header.js';
+
+export type Compression = 'none' | 'gzip' | 'zstd';
+
+export interface OpenedArchive {
+  /** Decompressed archive bytes. Iterate once. */
+  stream: AsyncIterable<Buffer>;
+  compression: Compression;
+  /** Size of the input in bytes when known (a file), undefined for a stream. */
+  compressedSize: number | undefined;
+  /** Input (compressed) bytes read so far, for progress reporting. */
+  bytesRead(): number;
+}
+
+export interface OpenOptions {
+  /** Read size for files, in bytes. Default 4 MiB; at least 64 KiB. */
+  chunkSize?: number;
+}
+
+const DEFAULT_CHUNK = 4 << 20;
+/** Output buffer size for decompression; views of it are handed out until it is full. */
+const OUT_CHUNK = 4 << 20;
+/** Below this much room left, a new output buffer is started. */
+const OUT_MIN_ROOM = 256 << 10;
+/** Bytes needed to recognise every magic we know. */
+const MAGIC_BYTES = BLOCK;
+
+/** Opens the archive at `path`. Fails with SOURCE_NOT_FOUND / SOURCE_UNREADABLE before any data flows. */
+export async function openArchive(path: string, options: OpenOptions = {}): Promise<OpenedArchive & { compressedSize: number }> {
+  const chunkSize = Math.max(options.chunkSize ?? DEFAULT_CHUNK, 64 << 10);
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    fail(code === 'ENOENT' ? 'SOURCE_NOT_FOUND' : 'SOURCE_UNREADABLE', 'open archive', code === 'ENOENT' ? 'no such file' : String((e as Error).message), path, e);
+  }
+  let size: number;
+  let first: Buffer;
+  try {
+    size = (await fh.stat()).size;
+    first = Buffer.allocUnsafe(chunkSize);
+    const { bytesRead } = await fh.read(first, 0, chunkSize, null);
+    first = first.subarray(0, bytesRead);
+  } catch (e) {
+    await fh.close();
+    fail('SOURCE_UNREADABLE', 'open archive', String((e as Error).message), path, e);
+  }
+  const counter = { n: first.length };
+  const raw = fileChunks(fh, first, chunkSize, counter, path);
+  const compression = detect(first, path);
+  return { stream: decompress(raw, compression), compression, compressedSize: size, bytesRead: () => counter.n };
+}
+
+/** Same for an already open stream (stdin for "-"). Reads just enough to recognise the format. */
+export async function openArchiveStream(source: AsyncIterable<Uint8Array>): Promise<OpenedArchive> {
+  const it = source[Symbol.asyncIterator]();
+  const head: Buffer[] = [];
+  let have = 0;
+  let ended = false;
+  while (have < MAGIC_BYTES) {
+    const r = await it.next();
+    if (r.done === true) {
+      ended = true;
+      break;
+    }
+    const b = toBuffer(r.value);
+    head.push(b);
+    have += b.length;
+  }
+  const counter = { n: have };
+  const prefix = head.length === 1 ? head[0]! : Buffer.concat(head);
+  const compression = detect(prefix, 'standard input');
+  async function* chunks(): AsyncGenerator<Buffer, void, undefined> {
+    try {
+      if (prefix.length > 0) yield prefix;
+      if (ended) return;
+      for (;;) {
+        const r = await it.next();
+        if (r.done === true) return;
+        const b = toBuffer(r.value);
+        counter.n += b.length;
+        yield b;
+      }
+    } finally {
+      if (!ended) await it.return?.();
+    }
+  }
+  return { stream: decompress(chunks(), compression), compression, compressedSize: undefined, bytesRead: () => counter.n };
+}
+
+/** Recognises the input from its first bytes. */
+export function detect(head: Buffer, what: string): Compression {
+  // A tar header first: its name could start with any bytes, even a magic.
+  if (head.length >= BLOCK && checksumMatches(head, 0)) return 'none';
+  const b = (i: number): number => (i < head.length ? head[i]! : -1);
+  if (b(0) === 0x1f && b(1) === 0x8b) return 'gzip';
+  if (b(0) === 0x28 && b(1) === 0xb5 && b(2) === 0x2f && b(3) === 0xfd) return 'zstd';
+  // zstd skippable frame (e.g. seekable-format index) before the first real frame
+  if ((b(0) & 0xf0) === 0x50 && b(1) === 0x2a && b(2) === 0x4d && b(3) === 0x18) return 'zstd';
+  const unsupported = unsupportedFormat(b);
+  if (unsupported !== undefined) {
+    fail('TAR_UNSUPPORTED_COMPRESSION', 'read archive', `${unsupported} compression is not supported (use gzip, zstd or plain tar)`, what);
+  }
+  return 'none'; // not compressed; the tar parser says whether it is tar at all
+}
+
+function unsupportedFormat(b: (i: number) => number): string | undefined {
+  if (b(0) === 0xfd && b(1) === 0x37 && b(2) === 0x7a && b(3) === 0x58 && b(4) === 0x5a && b(5) === 0x00) return 'xz';
+  if (b(0) === 0x42 && b(1) === 0x5a && b(2) === 0x68) return 'bzip2';
+  if (b(0) === 0x04 && b(1) === 0x22 && b(2) === 0x4d && b(3) === 0x18) return 'lz4';
+  if (b(0) === 0x02 && b(1) === 0x21 && b(2) === 0x4c && b(3) === 0x18) return 'lz4 (legacy)';
+  if (b(0) === 0x1f && b(1) === 0x9d) return 'Unix compress (.Z)';
+  if (b(0) === 0x4c && b(1) === 0x5a && b(2) === 0x49 && b(3) === 0x50) return 'lzip';
+  if (b(0) === 0x5d && b(1) === 0x00 && b(2) === 0x00) return 'lzma';
+  return undefined;
+}
+
+function decompress(raw: AsyncGenerator<Buffer, void, undefined>, compression: Compression): AsyncIterable<Buffer> {
+  if (compression === 'gzip') return gunzip(raw);
+  if (compression === 'zstd') return unzstd(raw);
+  return raw;
+}
+
+/**
+ * Sequential file reads into fresh buffers, one read ahead. A read's outcome is stored, not
+ * thrown, so a read still in flight when the consumer stops can be awaited before closing.
+ */
+async function* fileChunks(fh: FileHandle, first: Buffer, chunkSize: number, counter: { n: number }, path: string): AsyncGenerator<Buffer, void, undefined> {
+  type Outcome = { buf: Buffer } | { error: unknown };
+  const readNext = (): Promise<Outcome> => {
+    const buf = Buffer.allocUnsafe(chunkSize);
+    return fh.read(buf, 0, chunkSize, null).then(
+      ({ bytesRead }) => {
+        counter.n += bytesRead;
+        return { buf: buf.subarray(0, bytesRead) };
+      },
+      (error: unknown) => ({ error }),
+    );
+  };
+  let pending: Promise<Outcome> | undefined;
+  try {
+    if (first.length === 0) return;
+    pending = readNext();
+    yield first;
+    for (;;) {
+      const out = await pending;
+      pending = undefined;
+      if ('error' in out) fail('IO_FAILED', 'read archive', String((out.error as Error).message), path, out.error);
+      if (out.buf.length === 0) return;
+      pending = readNext();
+      yield out.buf;
+    }
+  } finally {
+    if (pending !== undefined) await pending; // never rejects (see readNext)
+    await fh.close();
+  }
+}
+
+async function* gunzip(raw: AsyncGenerator<Buffer, void, undefined>): AsyncGenerator<Buffer, void, undefined> {
+  const z = createGunzip({ chunkSize: 1 << 20 });
+  let pipeError: Error | undefined;
+  pipeline(Readable.from(raw, { objectMode: false }), z, (err) => {
+    pipeError = err ?? undefined; // also surfaces through the iteration below; kept to rethrow if not
+  });
+  try {
+    for await (const chunk of z) yield chunk as Buffer;
+  } catch (e) {
+    throw compressionError(e, 'gzip');
+  }
+  if (pipeError !== undefined) throw compressionError(pipeError, 'gzip');
+}
+
+async function* unzstd(raw: AsyncGenerator<Buffer, void, undefined>): AsyncGenerator<Buffer, void, undefined> {
+  const dctx = new zstd.DCtx();
+  let out = Buffer.allocUnsafe(OUT_CHUNK);
+  let used = 0;
+  let inFrame = false;
+  for await (const input of raw) {
+    let src = input;
+    for (;;) {
+      if (out.length - used < OUT_MIN_ROOM) {
+        out = Buffer.allocUnsafe(OUT_CHUNK);
+        used = 0;
+      }
+      const room = out.length - used;
+      let ret: number;
+      let produced: number;
+      let consumed: number;
+      try {
+        [ret, produced, consumed] = dctx.decompressStream(out.subarray(used), src);
+      } catch (e) {
+        throw compressionError(e, 'zstd');
+      }
+      src = src.subarray(consumed);
+      inFrame = ret !== 0;
+      if (produced > 0) {
+        const chunk = out.subarray(used, used + produced);
+        used += produced;
+        yield chunk;
+      }
+      // Input used up and output not full: the context holds nothing more (zstd's own rule).
+      if (src.length === 0 && produced < room) break;
+    }
+  }
+  if (inFrame) fail('TAR_BAD_COMPRESSION', 'read archive', 'zstd data ends inside a frame (truncated)');
+}
+
+/** Data errors from a decompressor become TAR_BAD_COMPRESSION; our own and I/O errors pass through. */
+function compressionError(e: unknown, format: string): unknown {
+  if (isRootforgeError(e)) return e;
+  const err = e as NodeJS.ErrnoException;
+  if (format === 'gzip' && !(typeof err.code === 'string' && err.code.startsWith('Z_'))) return e;
+  return new RootforgeError('TAR_BAD_COMPRESSION', cannot('read archive', `corrupt or truncated ${format} data`, err.message), { cause: e });
+}
+
+function toBuffer(v: Uint8Array): Buffer {
+  return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
