@@ -101,13 +101,13 @@ function splitDev(rdev: bigint): { major: number; minor: number } {
 }
 
 /**
- * Runs `getfattr -R -d -m - -e hex -P --absolute-names ROOT` and parses its dump into
+ * Runs `getfattr -R -h -d -m - -e hex -P --absolute-names ROOT` (-h: a symlink's own xattrs) and parses its dump into
  * host path (byte string) → xattrs. Names in the dump escape non-printable bytes as \ooo.
  */
 async function readAllXattrs(root: string, ctx: IngestContext): Promise<Map<string, Map<string, Buffer>>> {
   const out = new Map<string, Map<string, Buffer>>();
   const text = await new Promise<string | null>((resolve, reject) => {
-    const child = spawn('getfattr', ['-R', '-d', '-m', '-', '-e', 'hex', '-P', '--absolute-names', '--', root], {
+    const child = spawn('getfattr', ['-R', '-h', '-d', '-m', '-', '-e', 'hex', '-P', '--absolute-names', '--', root], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const chunks: Buffer[] = [];
