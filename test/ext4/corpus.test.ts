@@ -97,6 +97,8 @@ export function corpusEntries(): WriterEntry[] {
   file('xattr/big-twin', 'y', { xattrs: { 'user.big': Buffer.alloc(3000, 0x41), 'user.small': 'v' } });
   // a big directory (htree)
   for (let i = 0; i < 3000; i++) file(`bigdir/entry-${String(i).padStart(5, '0')}`, i % 7 === 0 ? `${i}` : '');
+  // non-ASCII names in an indexed directory: checks the unsigned hash variant against e2fsck
+  for (let i = 0; i < 300; i++) file(`bigdir/ünïcødé-${i}-日本語`, '');
   // replaced entries: file → file, dir metadata update, symlink → file
   file('replace/f', 'first');
   file('replace/f', 'second, longer than the first');
