@@ -47,7 +47,7 @@ export function encodeExtentTree(extents: Extent[], treeBlocks: number[], inodeS
     chunk.forEach((e, i) => encodeExtent(b, EXT_HEADER_SIZE + i * EXT_ENTRY_SIZE, e));
     sealExtentBlock(b, inodeSeed);
     leaves.push(b);
-    leafIndex.push({ logical: l === 0 ? 0 : chunk[0]!.logical, leaf: treeBlocks[l]! });
+    leafIndex.push({ logical: chunk[0]!.logical, leaf: treeBlocks[l]! }); // must equal the child's first logical block
   }
   if (nLeaves <= EXTENTS_IN_INODE) {
     encodeExtentHeader(iBlock, 0, nLeaves, EXTENTS_IN_INODE, 1);
@@ -64,7 +64,7 @@ export function encodeExtentTree(extents: Extent[], treeBlocks: number[], inodeS
     chunk.forEach((x, i) => encodeExtentIndex(b, EXT_HEADER_SIZE + i * EXT_ENTRY_SIZE, x));
     sealExtentBlock(b, inodeSeed);
     idxBlocks.push(b);
-    rootIndex.push({ logical: k === 0 ? 0 : chunk[0]!.logical, leaf: treeBlocks[nLeaves + k]! });
+    rootIndex.push({ logical: chunk[0]!.logical, leaf: treeBlocks[nLeaves + k]! });
   }
   encodeExtentHeader(iBlock, 0, nIdx, EXTENTS_IN_INODE, 2);
   rootIndex.forEach((x, i) => encodeExtentIndex(iBlock, EXT_HEADER_SIZE + i * EXT_ENTRY_SIZE, x));

@@ -105,7 +105,8 @@ export class FsTree {
   addSymlink(path: string, attrs: NodeAttrs, target: string): Inode {
     if (target.length > MAX_TARGET) fail('EXT4_SYMLINK_TOO_LONG', `add symlink ${path}`, `target longer than ${MAX_TARGET} bytes`, target.length);
     if (target.length === 0) fail('TREE_BAD_PATH', `add symlink ${path}`, 'empty symlink target', path);
-    const node = newInode('symlink', attrs, this.defaultTime);
+    // Linux creates every symlink 0777 and cannot change it; an archive's mode for one is noise.
+    const node = newInode('symlink', { ...attrs, mode: 0o777 }, this.defaultTime);
     node.target = target;
     this.addLeaf(path, node);
     return node;

@@ -1,0 +1,54 @@
+/**
+ * Child-process runner for "ours": `node build/bench/run-ours.js IN OUT` does what
+ * `rootforge convert tar:IN -o OUT --size auto` does, through the library's convert(), in a
+ * fresh process, so each run is isolated and its peak RSS is its own. Then it fsyncs the image
+ * (e2fsprogs fsyncs its output, so the established pipelines' times include that) and prints
+ * one line of JSON for the harness on stdout.
+ */
+import { open } from 'node:fs/promises';
+import { convert } from '../src/convert.js';
+
+export interface OursReport {
+  /** convert() alone, in seconds. */
+  convertSeconds: number;
+  /** fsync of the finished image, in seconds. */
+  fsyncSeconds: number;
+  /** Peak resident set size of this process, in KiB (getrusage ru_maxrss). */
+  maxRssKiB: number;
+  sizeBytes: number;
+  files: number;
+  directories: number;
+  warnings: string[];
+}
+
+async function run(argv: string[]): Promise<void> {
+  const [input, output] = argv;
+  if (input === undefined || output === undefined || argv.length !== 2) {
+    throw new Error('usage: run-ours.js INPUT.tar OUTPUT.img');
+  }
+  const t0 = performance.now();
+  const result = await convert(`tar:${input}`, output, { size: { mode: 'auto' } });
+  const t1 = performance.now();
+  const fh = await open(output, 'r+');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  const t2 = performance.now();
+  const report: OursReport = {
+    convertSeconds: (t1 - t0) / 1000,
+    fsyncSeconds: (t2 - t1) / 1000,
+    maxRssKiB: process.resourceUsage().maxRSS,
+    sizeBytes: result.sizeBytes,
+    files: result.files,
+    directories: result.directories,
+    warnings: result.warnings.map((w) => `${w.code}: ${w.message}`),
+  };
+  process.stdout.write(JSON.stringify(report) + '\n');
+}
+
+run(process.argv.slice(2)).catch((e: unknown) => {
+  process.stderr.write(`run-ours: ${(e as Error).stack ?? String(e)}\n`);
+  process.exitCode = 1;
+});
