@@ -20,6 +20,9 @@ import { BLOCK_SIZE, MAX_EXTENT_LEN, MAX_FILE_BLOCKS } from './format.js';
 
 const WINDOW_BYTES = 8 * 1024 * 1024;
 const MAX_IN_FLIGHT = 2;
+/** Bodies at least this big skip the window: their bytes are written from the input buffers. */
+const DIRECT_MIN = 1024 * 1024;
+const MAX_DIRECT_IN_FLIGHT = 16;
 const SAMPLE = 16 * 1024;
 
 interface CurrentFile {
@@ -33,6 +36,7 @@ interface CurrentFile {
   written: number; // body bytes received
   expected: number; // body bytes expected
   crc: number;
+  direct: boolean; // written straight from the caller's buffers (big bodies), not via the window
 }
 
 export class DataSink {
@@ -40,6 +44,7 @@ export class DataSink {
   private winStart = 0; // first block of the window
   private highWater = 0; // bytes of the window written so far (relative)
   private inFlight: Promise<void>[] = [];
+  private directInFlight: Promise<void>[] = [];
   private spare: Buffer[] = [];
   private failure: unknown = null;
   private cur: CurrentFile | null = null;
@@ -80,6 +85,10 @@ export class DataSink {
       }
     }
     const expected = segments ? segments.reduce((n, s) => n + s.length, 0) : size;
+    const direct = expected >= DIRECT_MIN;
+    // A big body bypasses the window: hand the window to the disk now, and let the next one
+    // start after this file's blocks, so the two never cover the same block.
+    if (direct) this.submitWindow(this.alloc.next);
     this.cur = {
       runs,
       run: 0,
@@ -91,6 +100,7 @@ export class DataSink {
       written: 0,
       expected,
       crc: 0,
+      direct,
     };
   }
 
@@ -126,7 +136,8 @@ export class DataSink {
       const runEnd = (run.logical + run.length) * BLOCK_SIZE;
       n = Math.min(n, runEnd - f.pos);
       const phys = (run.physical - run.logical) * BLOCK_SIZE + f.pos;
-      this.copyOut(phys, chunk, off, n);
+      if (f.direct) this.writeDirect(phys, chunk.subarray(off, off + n));
+      else this.copyOut(phys, chunk, off, n);
       off += n;
       f.pos += n;
       if (f.segments) f.segLeft -= n;
@@ -154,6 +165,16 @@ export class DataSink {
   /** Waits until at most MAX_IN_FLIGHT windows are being written. Call between input chunks. */
   async drain(): Promise<void> {
     while (this.inFlight.length > MAX_IN_FLIGHT) await this.inFlight.shift();
+    while (this.directInFlight.length > MAX_DIRECT_IN_FLIGHT) await this.directInFlight.shift();
+    if (this.failure) throw this.failure;
+  }
+
+  /**
+   * Waits for every write that still reads from a caller's buffer. A source that reuses its
+   * input buffers calls this before overwriting one it has passed to `write`.
+   */
+  async settleDirect(): Promise<void> {
+    while (this.directInFlight.length > 0) await this.directInFlight.shift();
     if (this.failure) throw this.failure;
   }
 
@@ -161,7 +182,16 @@ export class DataSink {
   async flush(): Promise<void> {
     this.submitWindow(this.alloc.next);
     while (this.inFlight.length > 0) await this.inFlight.shift();
-    if (this.failure) throw this.failure;
+    await this.settleDirect();
+  }
+
+  private writeDirect(physByte: number, view: Buffer): void {
+    const p = writeFully(this.fh, view, view.length, physByte).catch((e: unknown) => this.recordFailure(e));
+    this.directInFlight.push(p);
+  }
+
+  private recordFailure(e: unknown): void {
+    this.failure ??= e instanceof RootforgeError ? e : new RootforgeError('IO_FAILED', `Cannot write image: ${(e as Error).message}`, { cause: e });
   }
 
   private copyOut(physByte: number, src: Buffer, srcOff: number, len: number): void {
@@ -193,9 +223,7 @@ export class DataSink {
           buf.fill(0, 0, bytes);
           this.spare.push(buf);
         })
-        .catch((e: unknown) => {
-          this.failure ??= e instanceof RootforgeError ? e : new RootforgeError('IO_FAILED', `Cannot write image: ${(e as Error).message}`, { cause: e });
-        });
+        .catch((e: unknown) => this.recordFailure(e));
       this.inFlight.push(p);
       this.window = this.spare.pop() ?? Buffer.alloc(WINDOW_BYTES);
     }

@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { convert } from '../../src/convert.js';
 import { isRootforgeError } from '../../src/errors.js';
 import { CONFORMANCE, NO_SHARED, skipOrFail } from '../helpers/fixtures.js';
-import { assertFsckClean, assertSameTree, canMount, fsManifest, impliedDirs, mountManifest, type ManifestEntry } from '../helpers/image.js';
+import { assertFsckClean, assertSameTree, canMount, fsManifest, impliedDirs, mountManifest } from '../helpers/image.js';
 
 /** Archives bsdtar rejects (or half-extracts) that we read anyway, and why that is right. */
 const LENIENT: Record<string, string> = {
@@ -22,14 +22,14 @@ const LENIENT: Record<string, string> = {
   'test_pax_filename_encoding.tar': 'bsdtar cannot convert a non-UTF-8 PAX path to the locale; ext4 names are bytes, we keep them',
   'test_read_format_tar_empty_filename.tar': 'an entry with an empty name names the root directory: we apply it to /, bsdtar skips it',
   'test_read_pax_empty_val_no_nl.tar': 'a malformed PAX record is ignored with a warning, as bsdtar does (it exits 1 for the warning)',
+  'test_read_format_gtar_sparse_skip_entry.tar': 'libarchive >= 3.7 reads it too (its own test expects entries a and b); Debian 12 has 3.6.2',
   'test_read_format_tar_pax_large_attr.tar': 'bsdtar refuses PAX headers over 1 MiB; ours keeps up to our limit and reads it',
 };
 
-/** Differences between the image and bsdtar's extraction that are deliberate. */
-function adjust(name: string, extraction: ManifestEntry[]): ManifestEntry[] {
-  void name;
-  return extraction;
-}
+/** Archives bsdtar "extracts" but we reject, and why. */
+const STRICTER: Record<string, string> = {
+  'test_read_format_tar_V_negative_size.tar': 'no valid header: bsdtar recognises no format, extracts nothing and exits 0; we report TAR_NOT_TAR',
+};
 
 test('libarchive tar corpus: images equal bsdtar extractions', { timeout: 600_000 }, async (t) => {
   if (!existsSync(CONFORMANCE)) return skipOrFail(t, NO_SHARED);
@@ -64,6 +64,7 @@ test('libarchive tar corpus: images equal bsdtar extractions', { timeout: 600_00
       if (ours === null) assert.ok(LENIENT[a], `${a}: bsdtar rejects it (${bsd.stderr}) but we accepted it without a reason in LENIENT`);
       continue;
     }
+    if (ours !== null && STRICTER[a]) continue;
     assert.equal(ours, null, `${a}: bsdtar extracts it but we failed: ${(ours as Error | null)?.message}`);
     if (!canMount()) continue;
     const listed = spawnSync('bsdtar', ['-tf', src], { env: { ...process.env, LC_ALL: 'C.UTF-8' }, maxBuffer: 1 << 26 })
@@ -73,7 +74,7 @@ test('libarchive tar corpus: images equal bsdtar extractions', { timeout: 600_00
       .map((l) => Buffer.from(l, 'latin1'));
     const implied = impliedDirs(listed);
     implied.add(''); // the extraction root is created by the test, not the archive
-    assertSameTree(mountManifest(img), adjust(a, fsManifest(ext)), { ignoreMtimeOf: implied });
+    assertSameTree(mountManifest(img), fsManifest(ext), { ignoreMtimeOf: implied });
     compared++;
   }
   t.diagnostic(`${compared} of ${archives.length} archives compared attribute by attribute with bsdtar's extraction`);
