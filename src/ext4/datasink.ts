@@ -178,11 +178,12 @@ export class DataSink {
     if (this.failure) throw this.failure;
   }
 
-  /** Writes out everything buffered. */
+  /** Writes out everything buffered and lets go of spare windows. */
   async flush(): Promise<void> {
     this.submitWindow(this.alloc.next);
     while (this.inFlight.length > 0) await this.inFlight.shift();
     await this.settleDirect();
+    this.spare = [];
   }
 
   private writeDirect(physByte: number, view: Buffer): void {

@@ -171,6 +171,9 @@ interface Planned {
   links: number;
 }
 
+/** Marks where inode 8 (the journal) falls in the inode-order walk. */
+const JOURNAL_SLOT = { ino: JOURNAL_INO } as unknown as Planned;
+
 interface XattrBlockRef {
   key: string;
   items: XattrItem[];
@@ -309,6 +312,8 @@ export class Ext4Writer {
     const itableBlocks = ipg / INODES_PER_BLOCK;
 
     // ---- allocate metadata (the same sequence chooseLayout simulated)
+    // Blocks handed out from gaps may hold dropped content; fresh ones are holes (zeros).
+    const stale = this.alloc.freeGaps().map((g) => ({ ...g }));
     const placed = allocateMetadata(this.alloc, groups, ipg, journalBlocks, planned, xattrOrder.length);
     if (this.alloc.next > totalBlocks) throw new Error('internal: layout overflow');
     const { itable, blockBitmap, inodeBitmap, journalRuns } = placed;
@@ -328,11 +333,33 @@ export class Ext4Writer {
 
     // ---- encode and write
     const out = new BlockWriter(this.fh);
-    const tables: Buffer[] = [];
-    for (let g = 0; g < groups; g++) tables.push(Buffer.alloc(itableBlocks * BLOCK_SIZE));
-    const tableSlot = (ino: number) => ({ buf: tables[Math.floor((ino - 1) / ipg)]!, off: ((ino - 1) % ipg) * INODE_SIZE });
+    // Inode tables are filled in inode order, so each group's table is written out as soon as
+    // the walk passes it; tables of groups without inodes are left as holes (or zeroed if stale).
+    let table: Buffer | null = null;
+    let tableGroup = -1;
+    const closeTable = () => {
+      if (table) out.putRuns([{ start: itable[tableGroup]!, length: itableBlocks }], splitBlocks(table));
+      table = null;
+    };
+    const tableSlot = (ino: number) => {
+      const g = Math.floor((ino - 1) / ipg);
+      if (g !== tableGroup) {
+        closeTable();
+        tableGroup = g;
+        table = Buffer.alloc(itableBlocks * BLOCK_SIZE);
+      }
+      return { buf: table!, off: ((ino - 1) % ipg) * INODE_SIZE };
+    };
+    const inodes: Planned[] = [...planned];
+    const journalAt = inodes.findIndex((p) => p.ino > JOURNAL_INO);
+    inodes.splice(journalAt < 0 ? inodes.length : journalAt, 0, JOURNAL_SLOT);
 
-    for (const p of planned) {
+    for (const p of inodes) {
+      if (out.held > BLOCK_WRITER_BUDGET) await out.flush();
+      if (p === JOURNAL_SLOT) {
+        if (journalBlocks > 0) layout.jnlBlocks = this.encodeJournal(journalRuns, uuid, csumSeed, tableSlot(JOURNAL_INO), out);
+        continue;
+      }
       const n = p.node;
       const seed = inodeCsumSeed(csumSeed, p.ino);
       let iBlock: Buffer = Buffer.alloc(60);
@@ -420,40 +447,13 @@ export class Ext4Writer {
       out.put(x.block, b);
     }
 
-    // journal inode (8)
-    if (journalBlocks > 0) {
-      const extents = runsToExtents(journalRuns);
-      const seed = inodeCsumSeed(csumSeed, JOURNAL_INO);
-      const tree = encodeExtentTree(extents, [], seed);
-      const { buf, off } = tableSlot(JOURNAL_INO);
-      encodeInodeXattrs([], buf, off);
-      const t = { sec: o.timestamp, nsec: 0 };
-      encodeInode(
-        {
-          mode: S_IFREG | 0o600,
-          uid: 0,
-          gid: 0,
-          size: journalBlocks * BLOCK_SIZE,
-          atime: t,
-          ctime: t,
-          mtime: t,
-          crtime: t,
-          linksCount: 1,
-          blocks512: journalBlocks * (BLOCK_SIZE / 512),
-          flags: IFL_EXTENTS,
-          iBlock: tree.iBlock,
-          fileAcl: 0,
-          generation: 0,
-        },
-        buf,
-        off,
-      );
-      sealInode(buf, off, JOURNAL_INO, csumSeed);
-      out.put(journalRuns[0]!.start, encodeJournalSuperblock(journalBlocks, uuid));
-      layout.jnlBlocks = jnlBackup(tree.iBlock, journalBlocks * BLOCK_SIZE);
+    closeTable();
+    // Metadata written only in part must not keep bytes of dropped content: unused inode
+    // tables and the journal's log area, where they came from gaps.
+    for (let g = 0; g < groups; g++) {
+      if (usedInodesIn(g, ipg, maxIno) === 0) for (const r of intersect(stale, itable[g]!, itableBlocks)) out.zero(r.start, r.length);
     }
-
-    for (let g = 0; g < groups; g++) out.putRuns([{ start: itable[g]!, length: itableBlocks }], splitBlocks(tables[g]!));
+    for (const j of journalRuns) for (const r of intersect(stale, j.start, j.length)) out.zero(r.start, r.length);
 
     // ---- bitmaps and descriptors
     const descs: GroupDesc[] = [];
@@ -465,8 +465,7 @@ export class Ext4Writer {
       const bb = this.blockBitmap(g, totalBlocks);
       const ib = Buffer.alloc(BLOCK_SIZE, 0xff); // bits past inodes_per_group stay set (padding)
       ib.fill(0, 0, ipg / 8);
-      const first = g * ipg + 1;
-      const usedHere = Math.max(0, Math.min(maxIno, first + ipg - 1) - first + 1);
+      const usedHere = usedInodesIn(g, ipg, maxIno);
       setBits(ib, 0, usedHere);
       const freeBlocks = bb.free;
       const freeInodes = ipg - usedHere;
@@ -578,6 +577,37 @@ export class Ext4Writer {
       directories,
       dataBytes: this.data.bytesIn,
     };
+  }
+
+  /** The journal inode (8) and the journal superblock; returns s_jnl_blocks. */
+  private encodeJournal(runs: Run[], uuid: Buffer, csumSeed: number, slot: { buf: Buffer; off: number }, out: BlockWriter): number[] {
+    const blocks = runs.reduce((n, r) => n + r.length, 0);
+    const tree = encodeExtentTree(runsToExtents(runs), [], inodeCsumSeed(csumSeed, JOURNAL_INO));
+    const t = { sec: this.opts.timestamp, nsec: 0 };
+    encodeInodeXattrs([], slot.buf, slot.off);
+    encodeInode(
+      {
+        mode: S_IFREG | 0o600,
+        uid: 0,
+        gid: 0,
+        size: blocks * BLOCK_SIZE,
+        atime: t,
+        ctime: t,
+        mtime: t,
+        crtime: t,
+        linksCount: 1,
+        blocks512: blocks * (BLOCK_SIZE / 512),
+        flags: IFL_EXTENTS,
+        iBlock: tree.iBlock,
+        fileAcl: 0,
+        generation: 0,
+      },
+      slot.buf,
+      slot.off,
+    );
+    sealInode(slot.buf, slot.off, JOURNAL_INO, csumSeed);
+    out.put(runs[0]!.start, encodeJournalSuperblock(blocks, uuid));
+    return jnlBackup(tree.iBlock, blocks * BLOCK_SIZE);
   }
 
   /** Streams content that is not in the image yet (host files, generated bytes). */
@@ -914,6 +944,25 @@ function runsToBlocks(runs: Run[]): number[] {
   return out;
 }
 
+/** Inodes 1..maxIno are in use: how many of them fall in group g. */
+function usedInodesIn(g: number, ipg: number, maxIno: number): number {
+  return Math.max(0, Math.min(maxIno, (g + 1) * ipg) - g * ipg);
+}
+
+/** The parts of [start, start + length) that lie in `runs`. */
+function intersect(runs: Run[], start: number, length: number): Run[] {
+  const out: Run[] = [];
+  for (const r of runs) {
+    const a = Math.max(r.start, start);
+    const b = Math.min(r.start + r.length, start + length);
+    if (b > a) out.push({ start: a, length: b - a });
+  }
+  return out;
+}
+
+/** Metadata held in memory before it is written out. */
+const BLOCK_WRITER_BUDGET = 32 * 1024 * 1024;
+
 function splitBlocks(buf: Buffer): Buffer[] {
   const out: Buffer[] = [];
   for (let off = 0; off < buf.length; off += BLOCK_SIZE) out.push(buf.subarray(off, off + BLOCK_SIZE));
@@ -973,11 +1022,14 @@ for (let i = 0; i < 256; i++) POPCOUNT[i] = (i & 1) + POPCOUNT[i >> 1]!;
 class BlockWriter {
   private blocks = new Map<number, Buffer>();
   private zeros: Run[] = [];
+  /** Bytes of blocks waiting to be written. */
+  held = 0;
 
   constructor(private readonly fh: FileHandle) {}
 
   put(block: number, buf: Buffer): void {
     if (buf.length !== BLOCK_SIZE) throw new Error('internal: metadata block of wrong size');
+    if (!this.blocks.has(block)) this.held += BLOCK_SIZE;
     this.blocks.set(block, buf);
   }
 
@@ -1006,5 +1058,7 @@ class BlockWriter {
       i = j;
     }
     this.blocks.clear();
+    this.zeros = [];
+    this.held = 0;
   }
 }

@@ -10,7 +10,9 @@ import type { NodeAttrs } from '../tree/tree.js';
 import type { IngestContext } from './types.js';
 
 export async function ingestTar(path: string, ctx: IngestContext): Promise<void> {
-  const archive = await openArchive(path);
+  // Plain tars are read into a ring of reused buffers; big bodies are written straight from
+  // them, so a buffer is reused only once those writes are done.
+  const archive = await openArchive(path, { recycle: () => ctx.writer.data.settleDirect() });
   await ingestTarStream(archive.stream, ctx, () => ({ done: archive.bytesRead(), total: archive.compressedSize }));
 }
 

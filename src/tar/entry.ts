@@ -57,7 +57,7 @@ export function planEntry(raw: RawHeader, ext: Extensions | undefined, pax: PaxA
   let type = mapType(raw.typeflag, at, ctx);
   let path = pax?.gnuSparse?.name ?? pax?.path ?? ext?.longName ?? raw.name;
   const stored = pax?.size ?? raw.size;
-  if (type === 'file' && path.endsWith('/') && !oldSparse && raw.typeflag !== T.GNU_SPARSE) {
+  if (type === 'file' && path.endsWith('/') && raw.typeflag !== T.GNU_SPARSE) {
     // Old tars mark directories only by the trailing slash; they carry no body (GNU tar, libarchive).
     type = 'dir';
   }

@@ -222,12 +222,7 @@ export class TarParser {
   private onBlock(buf: Buffer, off: number): void {
     const at = this.blockAt;
     if (this.state === S.SparseExt) {
-      const w = this.waiting!;
-      if (!readOldSparseExtension(buf, off, w.sparse.flat, at)) {
-        this.waiting = undefined;
-        this.state = S.Header;
-        this.begin(w.raw, w.sparse, w.at);
-      }
+      this.onSparseExtension(buf, off);
       return;
     }
     if (this.linkProbe > 0) {
@@ -249,6 +244,34 @@ export class TarParser {
     }
     this.headers++;
     const flag = buf[off + 156]!;
+    if (this.onExtensionHeader(flag, buf, off, at)) return;
+    const raw = decodeHeader(buf, off, at);
+    if (flag !== T.GNU_SPARSE) {
+      this.begin(raw, undefined, at);
+      return;
+    }
+    const sparse: OldSparse = { flat: [], realsize: 0 };
+    const { extended, realsize } = readOldSparseHeader(buf, off, sparse.flat, at);
+    sparse.realsize = realsize;
+    if (extended) {
+      this.waiting = { raw, sparse, at };
+      this.state = S.SparseExt;
+    } else {
+      this.begin(raw, sparse, at);
+    }
+  }
+
+  /** An old-GNU sparse extension block; the entry starts after the last one. */
+  private onSparseExtension(buf: Buffer, off: number): void {
+    const w = this.waiting!;
+    if (readOldSparseExtension(buf, off, w.sparse.flat, this.blockAt)) return;
+    this.waiting = undefined;
+    this.state = S.Header;
+    this.begin(w.raw, w.sparse, w.at);
+  }
+
+  /** Headers that describe the next entry or the archive rather than being one. */
+  private onExtensionHeader(flag: number, buf: Buffer, off: number, at: number): boolean {
     switch (flag) {
       case T.PAX_LOCAL:
       case T.SUN_PAX: {
@@ -256,47 +279,36 @@ export class TarParser {
         this.ctx.sawPax = true;
         const ext = this.extensions(at);
         this.startMeta(new PaxReader((ext.pax ??= {}), size, at, this.warn), size);
-        return;
+        return true;
       }
       case T.PAX_GLOBAL: {
         const size = decodeSize(buf, off, at);
         this.ctx.sawPax = true;
         const attrs: PaxAttrs = {};
         const reader = new PaxReader(attrs, size, at, this.warn);
-        this.startMeta(
-          {
-            write: (b, s, e) => reader.write(b, s, e),
-            finish: () => {
-              reader.finish();
-              this.global = addGlobal(this.global, attrs, this.warn);
-            },
-          },
-          size,
-        );
-        return;
+        const finish = (): void => {
+          reader.finish();
+          this.global = addGlobal(this.global, attrs, this.warn);
+        };
+        this.startMeta({ write: (b, s, e) => reader.write(b, s, e), finish }, size);
+        return true;
       }
       case T.GNU_LONGNAME:
       case T.GNU_LONGLINK:
       case T.SOLARIS_ACL: {
         const size = decodeSize(buf, off, at);
-        if (size > MAX_VALUE) fail('TAR_BAD_HEADER', 'read tar', `${typeflagName(flag)} extension larger than 1 MiB`, `${size} bytes at offset ${at}`);
+        // Like a PAX value, a long name is buffered: refuse absurd sizes instead of allocating them.
+        if (size > MAX_VALUE) fail('TAR_BAD_PAX', 'read tar', `${typeflagName(flag)} extension record larger than 1 MiB`, `${size} bytes at offset ${at}`);
         const ext = this.extensions(at);
         const body = Buffer.allocUnsafe(size);
         let fill = 0;
-        this.startMeta(
-          {
-            write: (b, s, e) => {
-              fill += b.copy(body, fill, s, e);
-            },
-            finish: () => {
-              if (flag === T.GNU_LONGNAME) ext.longName = cString(body, 0, size);
-              else if (flag === T.GNU_LONGLINK) ext.longLink = cString(body, 0, size);
-              else ext.solarisAcl = body;
-            },
-          },
-          size,
-        );
-        return;
+        const finish = (): void => {
+          if (flag === T.GNU_LONGNAME) ext.longName = cString(body, 0, size);
+          else if (flag === T.GNU_LONGLINK) ext.longLink = cString(body, 0, size);
+          else ext.solarisAcl = body;
+        };
+        this.startMeta({ write: (b, s, e) => void (fill += b.copy(body, fill, s, e)), finish }, size);
+        return true;
       }
       case T.GNU_VOLHDR:
       case T.GNU_MULTIVOL:
@@ -306,23 +318,10 @@ export class TarParser {
         this.warn('TAR_SKIPPED_ENTRY', `Skipping ${what} (${typeflagName(flag)}) at offset ${at}`);
         this.ext = undefined;
         this.skip(size + padOf(size), padOf(size));
-        return;
+        return true;
       }
     }
-    const raw = decodeHeader(buf, off, at);
-    if (flag === T.GNU_SPARSE) {
-      const sparse: OldSparse = { flat: [], realsize: 0 };
-      const { extended, realsize } = readOldSparseHeader(buf, off, sparse.flat, at);
-      sparse.realsize = realsize;
-      if (extended) {
-        this.waiting = { raw, sparse, at };
-        this.state = S.SparseExt;
-        return;
-      }
-      this.begin(raw, sparse, at);
-      return;
-    }
-    this.begin(raw, undefined, at);
+    return false;
   }
 
   private extensions(at: number): Extensions {

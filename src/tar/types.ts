@@ -43,9 +43,15 @@ export interface TarHeader {
    * VFS xattr encoding (version 2, 8-byte entries), whichever way the archive stored them.
    */
   xattrs: Map<string, Buffer>;
-  /** For sparse files: the data segments, in order. The body is their concatenation. */
+  /**
+   * For sparse files: the data segments, in order, none empty (an empty list: all hole). The body
+   * is their concatenation.
+   */
   sparse: SparseSegment[] | undefined;
-  /** Number of body bytes that follow in the archive (== size unless sparse). */
+  /**
+   * Number of body bytes delivered through `data` (== size unless sparse). Always 0 for types
+   * other than 'file': bytes some writers store after those are skipped by the reader.
+   */
   bodySize: number;
   /** Offset of the first body byte in the decompressed archive stream. */
   offset: number;

@@ -18,6 +18,9 @@ import type { Content, Inode, NodeKind, Timestamp } from './types.js';
 const MAX_NAME = 255;
 const MAX_TARGET = 4095;
 
+/** Shared by every inode without xattrs (most of them): one map instead of tens of thousands. */
+const NO_XATTRS: ReadonlyMap<string, Buffer> = new Map();
+
 export interface TreeOptions {
   /** Time for implied parents and the root when no entry sets them. Default: epoch 0. */
   defaultTime?: Timestamp;
@@ -34,7 +37,7 @@ export interface NodeAttrs {
   mtime: Timestamp;
   atime?: Timestamp | undefined;
   ctime?: Timestamp | undefined;
-  xattrs?: Map<string, Buffer> | undefined;
+  xattrs?: ReadonlyMap<string, Buffer> | undefined;
 }
 
 export class FsTree {
@@ -223,7 +226,7 @@ function newInode(kind: NodeKind, attrs: NodeAttrs, defaultTime: Timestamp): Ino
     atime: defaultTime,
     mtime: defaultTime,
     ctime: defaultTime,
-    xattrs: new Map(),
+    xattrs: NO_XATTRS,
     size: 0,
     content: null,
     target: '',
@@ -243,5 +246,5 @@ function applyAttrs(node: Inode, attrs: NodeAttrs): void {
   node.mtime = attrs.mtime;
   node.atime = attrs.atime ?? attrs.mtime;
   node.ctime = attrs.ctime ?? attrs.mtime;
-  node.xattrs = attrs.xattrs ?? new Map();
+  node.xattrs = attrs.xattrs ?? NO_XATTRS;
 }

@@ -37,8 +37,11 @@ export interface Inode {
   atime: Timestamp;
   mtime: Timestamp;
   ctime: Timestamp;
-  /** xattr name (byte string, full name like 'user.foo') → value; POSIX ACLs in VFS encoding. */
-  xattrs: Map<string, Buffer>;
+  /**
+   * xattr name (byte string, full name like 'user.foo') → value; POSIX ACLs in VFS encoding.
+   * Read-only: inodes without xattrs share one empty map; replace the map to change it.
+   */
+  xattrs: ReadonlyMap<string, Buffer>;
   /** Regular files: logical size in bytes. */
   size: number;
   /** Regular files: where the bytes are; null for an empty file. */
