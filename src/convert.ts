@@ -46,7 +46,7 @@ export async function convert(source: string | SourceSpec, output: string, optio
     warnings.push(w);
     options.onWarning?.(w);
   };
-  if (src.kind === 'tar') {
+  if (src.kind === 'tar' && src.path !== '-') {
     const st = await stat(src.path).catch((e: NodeJS.ErrnoException) =>
       fail('SOURCE_NOT_FOUND', `read archive ${src.path}`, e.code ?? String(e), src.path, e),
     );

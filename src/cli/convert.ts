@@ -8,7 +8,8 @@ import { ProgressLine } from './progress.js';
 export const CONVERT_USAGE = `Usage: rootforge convert <source> -o <image> [options]
 
 Sources:
-  tar:PATH          a tar archive: plain, gzip or zstd (detected by content)
+  tar:PATH          a tar archive: plain, gzip or zstd (detected by content);
+                    tar:- reads standard input
   dir:PATH          a directory, taken as it is
   PATH              either of the above, by what PATH is
 

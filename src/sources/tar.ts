@@ -1,15 +1,21 @@
 /**
  * tar:PATH — a tar archive (plain, gzip or zstd; detected by magic) streamed into the tree and
- * the image in one pass: each body goes from the archive straight to its blocks.
+ * the image in one pass: each body goes from the archive straight to its blocks. `tar:-` reads
+ * standard input.
  */
 import { fail, printable } from '../errors.js';
-import { openArchive } from '../tar/decompress.js';
+import { openArchive, openArchiveStream } from '../tar/decompress.js';
 import { TarParser } from '../tar/parser.js';
 import type { TarHandler, TarHeader } from '../tar/types.js';
 import type { NodeAttrs } from '../tree/tree.js';
 import type { IngestContext } from './types.js';
 
 export async function ingestTar(path: string, ctx: IngestContext): Promise<void> {
+  if (path === '-') {
+    const archive = await openArchiveStream(process.stdin);
+    await ingestTarStream(archive.stream, ctx, () => ({ done: archive.bytesRead(), total: undefined }));
+    return;
+  }
   // Plain tars are read into a ring of reused buffers; big bodies are written straight from
   // them, so a buffer is reused only once those writes are done.
   const archive = await openArchive(path, { recycle: () => ctx.writer.data.settleDirect() });

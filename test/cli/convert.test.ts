@@ -8,7 +8,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tarEntries } from '../helpers/tar-writer.js';
-import { rootforge } from '../helpers/cli.js';
+import { BIN, rootforge } from '../helpers/cli.js';
+import { spawnSync } from 'node:child_process';
+import { gzipSync } from 'node:zlib';
 import { assertFsckClean, assertSameTree, canMount, fsManifest, mountManifest, readerManifest, run } from '../helpers/image.js';
 import { Ext4Image } from '../../src/ext4/reader.js';
 import { HEADROOM } from '../../src/ext4/writer.js';
@@ -110,6 +112,15 @@ test('same input ⇒ byte-identical image, whatever the output path, clock or um
   const c = join(work, 'det-c.img');
   assert.equal(rootforge(['convert', `tar:${tarPath}`, '-o', c, '-q'], { SOURCE_DATE_EPOCH: '1700000000' }).code, 0);
   assert.ok(!readFileSync(a).equals(readFileSync(c)), 'SOURCE_DATE_EPOCH changes superblock times');
+});
+
+test('tar:- reads the archive from standard input (compressed too)', () => {
+  const img = join(work, 'stdin.img');
+  const input = gzipSync(readFileSync(tarPath));
+  const r = spawnSync(process.execPath, [BIN, 'convert', 'tar:-', '-o', img, '-q'], { input });
+  assert.equal(r.status, 0, r.stderr.toString());
+  assertFsckClean(img);
+  assert.ok(readFileSync(img).equals(readFileSync(join(work, 'auto.img'))), 'same image as from the file');
 });
 
 test('dir: source keeps types, modes, times, hard links and owners (--owner maps them)', async () => {

@@ -6,6 +6,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TarParser } from '../../src/tar/parser.js';
 import type { TarHeader, TarParserOptions, TarWarning } from '../../src/tar/types.js';
@@ -153,7 +154,23 @@ export interface PyMember {
   sha256: string | null;
 }
 
-const PY_DUMP = fileURLToPath(new URL('../../../test/helpers/tar-dump.py', import.meta.url));
+/**
+ * The repository root: the first directory above this module holding test/helpers/tar-dump.py
+ * (build/test/helpers → the checkout), else the working directory (builds outside the tree).
+ */
+export const REPO_ROOT = ((): string => {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(join(dir, 'test/helpers/tar-dump.py'))) return dir;
+  }
+  return process.cwd();
+})();
+
+/** ../shared/fixtures/<sub> beside the checkout (may be absent: tests then skip). */
+export function sharedFixture(sub: string): string {
+  return join(REPO_ROOT, '..', 'shared', 'fixtures', sub);
+}
+
+const PY_DUMP = join(REPO_ROOT, 'test/helpers/tar-dump.py');
 
 export function hasTool(name: string): boolean {
   return spawnSync('sh', ['-c', 'command -v "$1"', 'sh', name]).status === 0;

@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { openArchive } from '../../src/tar/decompress.js';
-import { hasTool, pythonDump } from '../helpers/tar-collect.js';
+import { hasTool, pythonDump, sharedFixture } from '../helpers/tar-collect.js';
 import { collectAsync, compareWithPython } from '../helpers/tar-compare.js';
 
-const DIR = new URL('../../../../shared/fixtures/alpine/', import.meta.url).pathname;
+const DIR = `${sharedFixture('alpine')}/`;
 
 for (const arch of ['x86_64', 'aarch64']) {
   const path = `${DIR}alpine-minirootfs-3.20.3-${arch}.tar.gz`;

@@ -19,10 +19,10 @@ import { isRootforgeError, type ErrorCode } from '../../src/errors.js';
 import { openArchive } from '../../src/tar/decompress.js';
 import type { TarHeader } from '../../src/tar/types.js';
 import { byteStringToBytes } from '../../src/util/bytes.js';
-import { collect, fingerprint, hasTool, pythonDump, sparseSha256, type Collected, type CollectResult } from '../helpers/tar-collect.js';
+import { collect, fingerprint, hasTool, pythonDump, sharedFixture, sparseSha256, type Collected, type CollectResult } from '../helpers/tar-collect.js';
 import { collectAsync, compareWithPython } from '../helpers/tar-compare.js';
 
-const CORPUS = fileURLToPathSafe('../../../../shared/fixtures/tar-conformance');
+const CORPUS = sharedFixture('tar-conformance');
 const haveCorpus = existsSync(CORPUS);
 const missingTools = ['bsdtar', 'python3', 'getfattr'].filter((t) => !hasTool(t));
 const skipAll = !haveCorpus ? `no corpus at ${CORPUS} (../shared/fixtures is absent)` : missingTools.length > 0 ? `missing tools: ${missingTools.join(', ')}` : false;
@@ -278,8 +278,4 @@ function getfattrTree(root: string): Map<string, Map<string, string>> {
 
 function sha256File(p: Buffer): string {
   return createHash('sha256').update(readFileSync(p)).digest('hex');
-}
-
-function fileURLToPathSafe(rel: string): string {
-  return new URL(rel, import.meta.url).pathname;
 }

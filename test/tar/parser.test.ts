@@ -378,6 +378,13 @@ test('negative and oversized sizes are TAR_BAD_HEADER; a failed parser stays fai
   throwsCode(() => p.end(), 'TAR_BAD_HEADER');
 });
 
+test('a GNU long name over 1 MiB is refused before it is buffered (TAR_BAD_PAX)', () => {
+  const huge = header({ name: Buffer.from('././@LongLink'), mode: 0, uid: 0, gid: 0, size: 0, mtime: 0, typeflag: 'L', magic: 'gnu' });
+  base256Field(2 ** 40, 12).copy(huge, 124);
+  setChecksum(huge);
+  throwsCode(() => collect(Buffer.concat([huge, Buffer.alloc(4096)])), 'TAR_BAD_PAX', /larger than 1 MiB/);
+});
+
 test('an extended header followed by the end marker or EOF is an error', () => {
   throwsCode(() => collect(Buffer.concat([paxHeader([['path', 'x']], 'x'), END])), 'TAR_BAD_HEADER', /not followed by an entry/);
   throwsCode(() => collect(gnuLong('L', Buffer.from('x'))), 'TAR_TRUNCATED');
