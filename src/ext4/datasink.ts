@@ -2,13 +2,14 @@
  * Streams file bodies straight to their final blocks in the image.
  *
  * A file's blocks are allocated when it starts (its size is known from the tar header), from the
- * allocator's forward-only cursor. Its bytes are copied into a window buffer mapped onto a range
- * of blocks; when a write moves past the window, the window is handed to the disk and a fresh,
- * zeroed one continues. Writes only move forward, so a block left behind is complete, and bytes
- * never written inside allocated blocks (the tail of a last block, sparse gaps) stay zero.
+ * allocator's forward-only cursor, so consecutive bodies land on consecutive blocks. Bodies are
+ * never copied: the views of the caller's buffers are gathered into a batch covering a
+ * contiguous byte range of the image (the few bytes between them — the tail of a file's last
+ * block, a reserved block — filled from a shared zero buffer) and written with one writev. The
+ * caller's buffers are therefore in use until the batch is written; `settle` says when.
  *
  * `write` is synchronous (it is called from the tar parser's callbacks); callers await `drain()`
- * between input chunks, which bounds the windows in flight.
+ * between input chunks, which bounds the writes in flight.
  */
 import type { FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
@@ -18,12 +19,27 @@ import type { BlockRun, Content } from '../tree/types.js';
 import { BlockAllocator } from './alloc.js';
 import { BLOCK_SIZE, MAX_EXTENT_LEN, MAX_FILE_BLOCKS } from './format.js';
 
-const WINDOW_BYTES = 8 * 1024 * 1024;
-const MAX_IN_FLIGHT = 2;
-/** Bodies at least this big skip the window: their bytes are written from the input buffers. */
-const DIRECT_MIN = 1024 * 1024;
-const MAX_DIRECT_IN_FLIGHT = 16;
+/** A batch is written once it holds this many bytes ... */
+const BATCH_BYTES = 8 * 1024 * 1024;
+/** ... or this many buffers (Linux IOV_MAX is 1024). */
+const BATCH_IOV = 1000;
+const MAX_IN_FLIGHT = 3;
+/** Gaps inside a batch are filled with zeros up to this size; a bigger jump starts a new batch. */
+const MAX_FILL = 64 * 1024;
+const ZEROS = Buffer.alloc(MAX_FILL);
 const SAMPLE = 16 * 1024;
+
+interface Batch {
+  start: number; // image byte offset of the first buffer
+  end: number; // image byte offset after the last buffer
+  iov: Buffer[];
+  refs: Set<ArrayBufferLike>; // caller buffers the views point into
+}
+
+interface Pending {
+  done: Promise<void>;
+  refs: Set<ArrayBufferLike>;
+}
 
 interface CurrentFile {
   runs: BlockRun[];
@@ -36,16 +52,11 @@ interface CurrentFile {
   written: number; // body bytes received
   expected: number; // body bytes expected
   crc: number;
-  direct: boolean; // written straight from the caller's buffers (big bodies), not via the window
 }
 
 export class DataSink {
-  private window: Buffer;
-  private winStart = 0; // first block of the window
-  private highWater = 0; // bytes of the window written so far (relative)
-  private inFlight: Promise<void>[] = [];
-  private directInFlight: Promise<void>[] = [];
-  private spare: Buffer[] = [];
+  private batch: Batch | null = null;
+  private inFlight: Pending[] = [];
   private failure: unknown = null;
   private cur: CurrentFile | null = null;
   /** File body bytes accepted so far (for progress and stats). */
@@ -54,10 +65,7 @@ export class DataSink {
   constructor(
     private readonly fh: FileHandle,
     private readonly alloc: BlockAllocator,
-  ) {
-    this.window = Buffer.alloc(WINDOW_BYTES);
-    this.winStart = alloc.next;
-  }
+  ) {}
 
   /**
    * Starts a file of `size` bytes. For a sparse file, `segments` lists its data; `size` is the
@@ -85,10 +93,6 @@ export class DataSink {
       }
     }
     const expected = segments ? segments.reduce((n, s) => n + s.length, 0) : size;
-    const direct = expected >= DIRECT_MIN;
-    // A big body bypasses the window: hand the window to the disk now, and let the next one
-    // start after this file's blocks, so the two never cover the same block.
-    if (direct) this.submitWindow(this.alloc.next);
     this.cur = {
       runs,
       run: 0,
@@ -100,7 +104,6 @@ export class DataSink {
       written: 0,
       expected,
       crc: 0,
-      direct,
     };
   }
 
@@ -136,8 +139,7 @@ export class DataSink {
       const runEnd = (run.logical + run.length) * BLOCK_SIZE;
       n = Math.min(n, runEnd - f.pos);
       const phys = (run.physical - run.logical) * BLOCK_SIZE + f.pos;
-      if (f.direct) this.writeDirect(phys, chunk.subarray(off, off + n));
-      else this.copyOut(phys, chunk, off, n);
+      this.append(phys, off === 0 && n === chunk.length ? chunk : chunk.subarray(off, off + n));
       off += n;
       f.pos += n;
       if (f.segments) f.segLeft -= n;
@@ -162,74 +164,75 @@ export class DataSink {
     for (const r of f.runs) this.alloc.release({ start: r.physical, length: r.length });
   }
 
-  /** Waits until at most MAX_IN_FLIGHT windows are being written. Call between input chunks. */
+  /** Waits until at most MAX_IN_FLIGHT batches are being written. Call between input chunks. */
   async drain(): Promise<void> {
-    while (this.inFlight.length > MAX_IN_FLIGHT) await this.inFlight.shift();
-    while (this.directInFlight.length > MAX_DIRECT_IN_FLIGHT) await this.directInFlight.shift();
+    while (this.inFlight.length > MAX_IN_FLIGHT) await this.inFlight.shift()!.done;
     if (this.failure) throw this.failure;
   }
 
   /**
-   * Waits for every write that still reads from a caller's buffer. A source that reuses its
-   * input buffers calls this before overwriting one it has passed to `write`.
+   * Resolves once no write reads from `buffer` (a caller's input buffer) any more, so the caller
+   * may overwrite it. Without an argument: once nothing is in flight at all.
    */
-  async settleDirect(): Promise<void> {
-    while (this.directInFlight.length > 0) await this.directInFlight.shift();
+  async settle(buffer?: ArrayBufferLike): Promise<void> {
+    if (this.batch && (buffer === undefined || this.batch.refs.has(buffer))) this.submit();
+    const waits = this.inFlight.filter((p) => buffer === undefined || p.refs.has(buffer));
+    for (const w of waits) await w.done;
+    this.inFlight = this.inFlight.filter((p) => !waits.includes(p));
     if (this.failure) throw this.failure;
   }
 
-  /** Writes out everything buffered and lets go of spare windows. */
+  /** Writes out everything pending. */
   async flush(): Promise<void> {
-    this.submitWindow(this.alloc.next);
-    while (this.inFlight.length > 0) await this.inFlight.shift();
-    await this.settleDirect();
-    this.spare = [];
+    await this.settle();
   }
 
-  private writeDirect(physByte: number, view: Buffer): void {
-    const p = writeFully(this.fh, view, view.length, physByte).catch((e: unknown) => this.recordFailure(e));
-    this.directInFlight.push(p);
-  }
-
-  private recordFailure(e: unknown): void {
-    this.failure ??= e instanceof RootforgeError ? e : new RootforgeError('IO_FAILED', `Cannot write image: ${(e as Error).message}`, { cause: e });
-  }
-
-  private copyOut(physByte: number, src: Buffer, srcOff: number, len: number): void {
-    while (len > 0) {
-      const winStartByte = this.winStart * BLOCK_SIZE;
-      let rel = physByte - winStartByte;
-      if (rel < 0) throw new Error('internal: data sink moved backwards');
-      if (rel >= this.window.length) {
-        this.submitWindow(Math.floor(physByte / BLOCK_SIZE));
-        rel = physByte - this.winStart * BLOCK_SIZE;
+  /** Adds `view` at image byte `pos` to the current batch (or starts a new one). */
+  private append(pos: number, view: Buffer): void {
+    let b = this.batch;
+    if (b) {
+      const gap = pos - b.end;
+      if (gap < 0) throw new Error('internal: data sink moved backwards');
+      if (gap > MAX_FILL || b.iov.length >= BATCH_IOV || b.end - b.start >= BATCH_BYTES) {
+        this.submit();
+        b = null;
+      } else if (gap > 0) {
+        b.iov.push(ZEROS.subarray(0, gap));
+        b.end = pos;
       }
-      const n = Math.min(len, this.window.length - rel);
-      src.copy(this.window, rel, srcOff, srcOff + n);
-      this.highWater = Math.max(this.highWater, rel + n);
-      physByte += n;
-      srcOff += n;
-      len -= n;
     }
+    if (!b) b = this.batch = { start: pos, end: pos, iov: [], refs: new Set() };
+    b.iov.push(view);
+    b.end += view.length;
+    b.refs.add(view.buffer);
   }
 
-  /** Hands the window's written blocks to the disk; the next window starts at block `next`. */
-  private submitWindow(next: number): void {
-    const bytes = Math.ceil(this.highWater / BLOCK_SIZE) * BLOCK_SIZE;
-    if (bytes > 0) {
-      const buf = this.window;
-      const pos = this.winStart * BLOCK_SIZE;
-      const p = writeFully(this.fh, buf, bytes, pos)
-        .then(() => {
-          buf.fill(0, 0, bytes);
-          this.spare.push(buf);
-        })
-        .catch((e: unknown) => this.recordFailure(e));
-      this.inFlight.push(p);
-      this.window = this.spare.pop() ?? Buffer.alloc(WINDOW_BYTES);
-    }
-    this.winStart = next;
-    this.highWater = 0;
+  private submit(): void {
+    const b = this.batch;
+    this.batch = null;
+    if (!b || b.iov.length === 0) return;
+    const done = writevFully(this.fh, b.iov, b.start).catch((e: unknown) => {
+      this.failure ??= e instanceof RootforgeError ? e : new RootforgeError('IO_FAILED', `Cannot write image: ${(e as Error).message}`, { cause: e });
+    });
+    this.inFlight.push({ done, refs: b.refs });
+  }
+}
+
+/** writev that finishes short writes. */
+export async function writevFully(fh: FileHandle, iov: Buffer[], position: number): Promise<void> {
+  let bufs = iov;
+  let pos = position;
+  for (;;) {
+    const total = bufs.reduce((n, b) => n + b.length, 0);
+    if (total === 0) return;
+    const { bytesWritten } = await fh.writev(bufs, pos);
+    if (bytesWritten <= 0) throw new Error('short write');
+    if (bytesWritten === total) return;
+    pos += bytesWritten;
+    let skip = bytesWritten;
+    let i = 0;
+    while (skip >= bufs[i]!.length) skip -= bufs[i++]!.length;
+    bufs = [bufs[i]!.subarray(skip), ...bufs.slice(i + 1)];
   }
 }
 

@@ -16,9 +16,9 @@ export async function ingestTar(path: string, ctx: IngestContext): Promise<void>
     await ingestTarStream(archive.stream, ctx, () => ({ done: archive.bytesRead(), total: undefined }));
     return;
   }
-  // Plain tars are read into a ring of reused buffers; big bodies are written straight from
-  // them, so a buffer is reused only once those writes are done.
-  const archive = await openArchive(path, { recycle: () => ctx.writer.data.settleDirect() });
+  // Plain tars are read into a ring of reused buffers; bodies are written straight from them,
+  // so a buffer is reused only once the writes reading it are done.
+  const archive = await openArchive(path, { recycle: (buf) => ctx.writer.data.settle(buf) });
   await ingestTarStream(archive.stream, ctx, () => ({ done: archive.bytesRead(), total: archive.compressedSize }));
 }
 

@@ -35,15 +35,14 @@ export interface OpenOptions {
   chunkSize?: number;
   /**
    * Reuse read buffers for an uncompressed archive instead of allocating one per read (saves
-   * the allocation, page faults and GC of every byte). The consumer must keep no view of a chunk
-   * after asking for the next one, except ones it can release: `recycle()` is awaited before a
-   * buffer is read into again and must resolve once nothing reads the old chunks any more.
+   * the allocation, page faults and GC of every byte). `recycle(buffer)` is awaited before a
+   * buffer is read into again and must resolve once nothing reads views of it any more.
    */
-  recycle?: () => Promise<void>;
+  recycle?: (buffer: ArrayBufferLike) => Promise<void>;
 }
 
-/** Buffers in the recycling ring: one being consumed, one being read, one still settling. */
-const RING = 3;
+/** Buffers in the recycling ring: one being consumed, one being read, the rest being written. */
+const RING = 6;
 
 const DEFAULT_CHUNK = 4 << 20;
 /** Output buffer size for decompression; views of it are handed out until it is full. */
@@ -177,7 +176,7 @@ async function* fileChunks(
   chunkSize: number,
   counter: { n: number },
   path: string,
-  recycle?: () => Promise<void>,
+  recycle?: (buffer: ArrayBufferLike) => Promise<void>,
 ): AsyncGenerator<Buffer, void, undefined> {
   type Outcome = { buf: Buffer } | { error: unknown };
   // With recycling, reads cycle through a ring of RING buffers (`first` is the first of them).
@@ -187,7 +186,7 @@ async function* fileChunks(
     if (!recycle) return Buffer.allocUnsafe(chunkSize);
     turn = (turn + 1) % RING;
     if (ring[turn] === undefined) ring[turn] = Buffer.allocUnsafe(chunkSize);
-    else await recycle();
+    else await recycle(ring[turn]!.buffer);
     return ring[turn]!;
   };
   const readNext = async (): Promise<Outcome> => {
