@@ -6,6 +6,13 @@ import type { PipelineId } from './pipelines.js';
 export interface BenchOptions {
   /** Timed runs per input and pipeline. Default 3. */
   runs: number;
+  /**
+   * 'grouped' (default): each pipeline's runs back to back after one untimed warm-up run, so a
+   * pipeline is measured in its own steady state. 'interleaved': rounds of every pipeline, the
+   * order rotating each round. (Which one runs right after another's 2 GB image was deleted
+   * matters a lot on these machines: page-cache refills after big deletions are slow.)
+   */
+  order: 'grouped' | 'interleaved';
   /** minbase only (CI smoke). Default false: minbase and devbox. */
   quick: boolean;
   /** Pipelines to measure. Default all (B is skipped unless root). */
@@ -26,6 +33,8 @@ Options:
   --runs N              timed runs per input and pipeline; medians are reported (default 3)
   --quick               minbase only (CI smoke test)
   --pipelines LIST      comma-separated subset of ours,A,B (default: all)
+  --order MODE          grouped (default): each pipeline's runs back to back after one untimed
+                        warm-up run; interleaved: rounds of all pipelines, rotating the order
   -h, --help            this text
 
 Inputs are looked up as minbase.tar / devbox.tar in $ROOTFORGE_BENCH_CACHE,
@@ -45,6 +54,7 @@ export function parseOptions(argv: string[]): BenchOptions {
         runs: { type: 'string' },
         quick: { type: 'boolean' },
         pipelines: { type: 'string' },
+        order: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -59,5 +69,7 @@ export function parseOptions(argv: string[]): BenchOptions {
   for (const p of pipelines) {
     if (!(IDS as readonly string[]).includes(p)) benchFail('BENCH_USAGE', 'use --pipelines', `unknown pipeline (known: ${IDS.join(', ')})`, p);
   }
-  return { runs, quick: values.quick ?? false, pipelines: pipelines as PipelineId[], help: values.help ?? false };
+  const order = values.order ?? 'grouped';
+  if (order !== 'grouped' && order !== 'interleaved') benchFail('BENCH_USAGE', 'use --order', 'expected grouped or interleaved', order);
+  return { runs, order, quick: values.quick ?? false, pipelines: pipelines as PipelineId[], help: values.help ?? false };
 }

@@ -3,8 +3,9 @@
  * run on the same warm inputs (disk speed on these machines swings 2–4×, so only numbers taken
  * side by side compare; medians and ratios are what to quote).
  *
- * For each input: read it once with our tar reader (stats + page-cache warm-up), then N rounds
- * of [ours, A, B]. Every run gets a fresh temp dir; after the timed part its image is checked
+ * For each input: read it once with our tar reader (stats + page-cache warm-up), then for each
+ * pipeline one untimed warm-up run and N timed runs (or, with --order interleaved, N rounds of
+ * all pipelines in rotating order). Every run gets a fresh temp dir; after the timed part its image is checked
  * with `e2fsck -fn` and the dir removed and `sync`ed, all untimed, so one run's cleanup never
  * lands in the next one's time. Progress goes to stderr, the report to stdout and
  * bench/results/.
@@ -73,7 +74,7 @@ function timedRun(p: Pipeline, input: string, stats: TarStats): Promise<RunRecor
   });
 }
 
-async function benchInput(name: string, path: string, selected: readonly Pipeline[], runs: number): Promise<InputResult> {
+async function benchInput(name: string, path: string, selected: readonly Pipeline[], runs: number, order: 'grouped' | 'interleaved'): Promise<InputResult> {
   log(`${name}: reading ${path} with our tar reader (stats; warms the page cache)`);
   const stats = await readTarStats(path);
   await exec(requireTool('sync'), []);
@@ -86,20 +87,30 @@ async function benchInput(name: string, path: string, selected: readonly Pipelin
     if (skip) log(`${name}: skipping ${p.id}: ${skip}`);
     else active.push([p, pr]);
   }
-  // Round-robin, so a slow patch of disk or a busy neighbour hits every pipeline, not one.
-  for (let i = 1; i <= runs; i++) {
+  const runOne = async (p: Pipeline, pr: PipelineResult, label: string, timed: boolean): Promise<void> => {
+    if (pr.status !== 'ok') return;
+    try {
+      const rec = await timedRun(p, path, stats);
+      if (timed) pr.runs.push(rec);
+      const rss = rec.peakRssMiB === undefined ? '' : `, peak RSS ${rec.peakRssMiB.toFixed(0)} MiB`;
+      log(`${name} ${p.id} ${label}: ${rec.seconds.toFixed(2)} s, image ${rec.imageBytes} bytes${rss}, e2fsck -fn clean`);
+    } catch (e) {
+      if (interrupted) throw e;
+      pr.status = 'failed';
+      pr.note = `${label} failed: ${(e as Error).message}`;
+      log(`${name} ${p.id} ${label} FAILED: ${(e as Error).message}`);
+    }
+  };
+  if (order === 'grouped') {
     for (const [p, pr] of active) {
-      if (pr.status !== 'ok') continue;
-      try {
-        const rec = await timedRun(p, path, stats);
-        pr.runs.push(rec);
-        const rss = rec.peakRssMiB === undefined ? '' : `, peak RSS ${rec.peakRssMiB.toFixed(0)} MiB`;
-        log(`${name} ${p.id} run ${i}/${runs}: ${rec.seconds.toFixed(2)} s, image ${rec.imageBytes} bytes${rss}, e2fsck -fn clean`);
-      } catch (e) {
-        if (interrupted) throw e;
-        pr.status = 'failed';
-        pr.note = `run ${i} failed: ${(e as Error).message}`;
-        log(`${name} ${p.id} run ${i}/${runs} FAILED: ${(e as Error).message}`);
+      await runOne(p, pr, 'warm-up (untimed)', false);
+      for (let i = 1; i <= runs; i++) await runOne(p, pr, `run ${i}/${runs}`, true);
+    }
+  } else {
+    for (let i = 1; i <= runs; i++) {
+      for (let k = 0; k < active.length; k++) {
+        const [p, pr] = active[(k + i - 1) % active.length]!;
+        await runOne(p, pr, `run ${i}/${runs}`, true);
       }
     }
   }
@@ -116,7 +127,7 @@ async function main(argv: string[]): Promise<number> {
   requireTool('e2fsck'); // every image is checked with it: fail before any work
   const report: BenchReport = {
     startedAt: new Date().toISOString(),
-    options: { runs: opts.runs, quick: opts.quick, pipelines: opts.pipelines },
+    options: { runs: opts.runs, order: opts.order, quick: opts.quick, pipelines: opts.pipelines },
     machine: await machineInfo(),
     inputs: [],
   };
@@ -125,7 +136,7 @@ async function main(argv: string[]): Promise<number> {
   const selected = PIPELINES.filter((p) => opts.pipelines.includes(p.id));
   for (const spec of opts.quick ? [MINBASE] : [MINBASE, DEVBOX]) {
     const path = await ensureInput(spec, log);
-    const result = await benchInput(spec.name, path, selected, opts.runs);
+    const result = await benchInput(spec.name, path, selected, opts.runs, opts.order);
     report.inputs.push(result);
     process.stdout.write(formatInput(result) + '\n\n');
     // Written after each input, so a later failure does not lose what was measured.

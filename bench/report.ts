@@ -73,7 +73,7 @@ export interface InputResult {
 
 export interface BenchReport {
   startedAt: string;
-  options: { runs: number; quick: boolean; pipelines: PipelineId[] };
+  options: { runs: number; order: string; quick: boolean; pipelines: PipelineId[] };
   machine: MachineInfo;
   inputs: InputResult[];
 }

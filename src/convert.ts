@@ -57,9 +57,12 @@ export async function convert(source: string | SourceSpec, output: string, optio
     const defaultTime = { sec: options.timestamp ?? 0, nsec: 0 };
     const tree = new FsTree({ defaultTime, onRelease: (c) => writer.release(c), onWarning });
     const ctx: IngestContext = { tree, writer, owner: options.owner, defaultTime, onProgress: options.onProgress, onWarning };
+    const started = performance.now();
     if (src.kind === 'tar') await ingestTar(src.path, ctx);
     else await ingestDir(src.path, ctx);
-    return writer.finish(tree);
+    const ingestMs = Math.round(performance.now() - started);
+    const summary = await writer.finish(tree);
+    return { ...summary, timings: { 'read source, stream data': ingestMs, ...summary.timings } };
   });
   return { ...summary, output, source: src, warnings };
 }

@@ -236,14 +236,6 @@ export async function writevFully(fh: FileHandle, iov: Buffer[], position: numbe
   }
 }
 
-export async function writeFully(fh: FileHandle, buf: Buffer, length: number, position: number): Promise<void> {
-  let done = 0;
-  while (done < length) {
-    const { bytesWritten } = await fh.write(buf, done, length - done, position + done);
-    if (bytesWritten <= 0) throw new Error('short write');
-    done += bytesWritten;
-  }
-}
 
 /** Logical block ranges touched by sparse data segments, merged and in order. */
 export function sparseBlockRanges(segments: SparseSegment[], size: number): { first: number; count: number }[] {
