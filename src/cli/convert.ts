@@ -21,7 +21,7 @@ Options:
   --label LABEL         volume label (≤ 16 bytes)
   --uuid UUID           filesystem UUID (default: derived from the contents)
   --owner UID:GID       make everything owned by UID:GID (e.g. 0:0)
-  --journal-size SIZE   journal size (default 4 MiB below 128 MiB, 16 MiB below 16 GiB, else 64 MiB)
+  --journal-size SIZE   journal size (default 4 MiB below 256 MiB, 16 MiB below 16 GiB, else 64 MiB)
   --quiet               no progress or summary on stderr
   --json                print the result as JSON on stdout
   --debug               show stack traces on errors
