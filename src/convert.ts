@@ -9,10 +9,18 @@ import { ingestTar } from './sources/tar.js';
 import type { IngestContext, Progress, SourceSpec, Warning } from './sources/types.js';
 import { FsTree } from './tree/tree.js';
 import { writeAtomically } from './util/atomic.js';
+import { resolveDockerArchive } from './oci/archive.js';
+import { addImageJson, imageJson, type ImageJson } from './oci/image-json.js';
+import { resolveOciLayout } from './oci/layout.js';
+import { hostPlatform } from './oci/manifest.js';
+import { LayerMerger } from './oci/merge.js';
+import type { Platform, ResolvedImage } from './oci/types.js';
 
 export interface ConvertOptions extends Ext4Options {
   /** Map every owner to this uid:gid. Default: keep the source's owners. */
   owner?: { uid: number; gid: number };
+  /** Image sources: which platform to take from a multi-platform image. Default: the host's. */
+  platform?: Platform;
   onProgress?: (p: Progress) => void;
   onWarning?: (w: Warning) => void;
 }
@@ -21,22 +29,41 @@ export interface ConvertResult extends ImageSummary {
   output: string;
   source: SourceSpec;
   warnings: Warning[];
+  /** Image sources: the manifest digest and config written to /etc/rootforge/image.json. */
+  image?: ImageJson;
 }
 
-const TRANSPORTS = ['tar', 'dir'] as const;
+const TRANSPORTS = ['tar', 'dir', 'oci', 'docker-archive', 'docker'] as const;
 
-/** Parses "tar:PATH" or "dir:PATH"; a bare path is a directory or an archive by what it is. */
+/**
+ * Parses a source: "tar:PATH", "dir:PATH", "oci:PATH[:REF]", "docker-archive:PATH[:REF]",
+ * "docker://REF". A bare path is a directory or an archive by what it is.
+ */
 export async function parseSource(spec: string): Promise<SourceSpec> {
+  if (spec.startsWith('docker://')) {
+    const ref = spec.slice('docker://'.length);
+    if (ref === '') fail('SOURCE_BAD_SPEC', `use source ${spec}`, 'missing image reference after docker://', spec);
+    return { kind: 'docker', ref };
+  }
   const m = /^([a-z][a-z0-9-]*):(.*)$/s.exec(spec);
   if (m && (TRANSPORTS as readonly string[]).includes(m[1]!)) {
     if (m[2] === '') fail('SOURCE_BAD_SPEC', `use source ${spec}`, 'missing path after the transport', spec);
-    return { kind: m[1] as SourceSpec['kind'], path: m[2]! };
+    if (m[1] === 'oci' || m[1] === 'docker-archive') return { kind: m[1], ...splitRef(m[2]!) };
+    if (m[1] === 'docker') fail('SOURCE_BAD_SPEC', `use source ${spec}`, 'registry images are written docker://HOST/REPO:TAG', spec);
+    return { kind: m[1] as 'tar' | 'dir', path: m[2]! };
   }
   const st = await stat(spec).catch(() => null);
   if (st?.isDirectory()) return { kind: 'dir', path: spec };
   if (st?.isFile()) return { kind: 'tar', path: spec };
   if (m) fail('SOURCE_BAD_SPEC', `use source ${spec}`, `unknown transport "${m[1]}" (known: ${TRANSPORTS.join(', ')})`, spec);
   return fail('SOURCE_NOT_FOUND', `use source ${spec}`, 'no such file or directory', spec);
+}
+
+/** "PATH[:REF]" as skopeo reads it: the path ends at the first colon (REF may hold more). */
+function splitRef(rest: string): { path: string; ref?: string } {
+  const i = rest.indexOf(':');
+  if (i > 0) return { path: rest.slice(0, i), ref: rest.slice(i + 1) };
+  return { path: rest };
 }
 
 export async function convert(source: string | SourceSpec, output: string, options: ConvertOptions = {}): Promise<ConvertResult> {
@@ -46,23 +73,41 @@ export async function convert(source: string | SourceSpec, output: string, optio
     warnings.push(w);
     options.onWarning?.(w);
   };
-  if (src.kind === 'tar' && src.path !== '-') {
+  if ((src.kind === 'tar' && src.path !== '-') || src.kind === 'docker-archive') {
     const st = await stat(src.path).catch((e: NodeJS.ErrnoException) =>
       fail('SOURCE_NOT_FOUND', `read archive ${src.path}`, e.code ?? String(e), src.path, e),
     );
     if (!st.isFile()) fail('SOURCE_BAD_SPEC', `read archive ${src.path}`, 'not a regular file', src.path);
   }
-  const summary = await writeAtomically(output, async (fh) => {
+  const summary: ImageSummary & { image?: ImageJson } = await writeAtomically(output, async (fh) => {
     const writer = new Ext4Writer(fh, options);
     const defaultTime = { sec: options.timestamp ?? 0, nsec: 0 };
     const tree = new FsTree({ defaultTime, onRelease: (c) => writer.release(c), onWarning });
     const ctx: IngestContext = { tree, writer, owner: options.owner, defaultTime, onProgress: options.onProgress, onWarning };
     const started = performance.now();
+    let image: ResolvedImage | undefined;
     if (src.kind === 'tar') await ingestTar(src.path, ctx);
-    else await ingestDir(src.path, ctx);
+    else if (src.kind === 'dir') await ingestDir(src.path, ctx);
+    else {
+      image = await resolveImage(src, options);
+      await new LayerMerger(ctx).apply(image.layers);
+      addImageJson(tree, image, defaultTime);
+    }
     const ingestMs = Math.round(performance.now() - started);
     const summary = await writer.finish(tree);
-    return { ...summary, timings: { 'read source, stream data': ingestMs, ...summary.timings } };
+    return {
+      ...summary,
+      ...(image ? { image: imageJson(image) } : {}),
+      timings: { 'read source, stream data': ingestMs, ...summary.timings },
+    };
   });
   return { ...summary, output, source: src, warnings };
+}
+
+/** Resolves an image source to its manifest, config and layers. */
+export async function resolveImage(src: Extract<SourceSpec, { kind: 'oci' | 'docker-archive' | 'docker' }>, options: ConvertOptions): Promise<ResolvedImage> {
+  const platform = options.platform ?? hostPlatform();
+  if (src.kind === 'oci') return resolveOciLayout(src.path, src.ref, platform);
+  if (src.kind === 'docker-archive') return resolveDockerArchive(src.path, src.ref, platform);
+  return fail('SOURCE_BAD_SPEC', `use source docker://${src.ref}`, 'registry sources are not available yet', src.ref);
 }

@@ -1,4 +1,6 @@
+import { fail, isRootforgeError } from '../errors.js';
 import { Ext4Image } from '../ext4/reader.js';
+import { IMAGE_JSON_PATH, type ImageJson } from '../oci/image-json.js';
 import { formatUuid } from '../ext4/writer.js';
 import { formatBytes } from '../util/size.js';
 import { parse, UsageError } from './args.js';
@@ -22,6 +24,8 @@ export interface ImageInfo {
   features: string[];
   journalBytes: number;
   readOnly: boolean;
+  /** From /etc/rootforge/image.json, for images built from OCI/Docker images. */
+  image?: ImageJson;
 }
 
 export async function readImageInfo(path: string): Promise<ImageInfo> {
@@ -31,7 +35,9 @@ export async function readImageInfo(path: string): Promise<ImageInfo> {
     let journalBytes = 0;
     if (sb.journalInum) journalBytes = (await img.stat(sb.journalInum)).size;
     const directories = img.groups.reduce((n, g) => n + g.usedDirs, 0);
+    const image = await readImageJson(img);
     return {
+      ...(image ? { image } : {}),
       label: sb.volumeName.toString('utf8').replace(/\0+$/, ''),
       uuid: formatUuid(sb.uuid),
       sizeBytes: sb.blocksCount * img.blockSize,
@@ -49,6 +55,22 @@ export async function readImageInfo(path: string): Promise<ImageInfo> {
     };
   } finally {
     await img.close();
+  }
+}
+
+async function readImageJson(img: Ext4Image): Promise<ImageJson | undefined> {
+  let st;
+  try {
+    st = await img.resolve(IMAGE_JSON_PATH);
+  } catch (e) {
+    if (isRootforgeError(e, 'EXT4_NOT_FOUND')) return undefined; // not built from an image
+    throw e;
+  }
+  if (st.kind !== 'file' || st.size > 1 << 20) return undefined;
+  try {
+    return JSON.parse((await img.readData(st)).toString('utf8')) as ImageJson;
+  } catch (e) {
+    return fail('EXT4_BAD_IMAGE', `read /${IMAGE_JSON_PATH}`, 'not valid JSON', (e as Error).message, e);
   }
 }
 
@@ -73,6 +95,20 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     ['Journal', info.journalBytes ? formatBytes(info.journalBytes) : 'none (read-only image)'],
     ['Features', info.features.join(' ')],
   ];
-  for (const [k, v] of lines) process.stdout.write(`${(k + ':').padEnd(10)} ${v}\n`);
+  const im = info.image;
+  if (im) {
+    lines.push(
+      ['Image', im.source],
+      ['Digest', im.manifestDigest],
+      ['Platform', [im.os, im.architecture].filter(Boolean).join('/') || 'unknown'],
+      ['Entrypoint', JSON.stringify(im.Entrypoint)],
+      ['Cmd', JSON.stringify(im.Cmd)],
+      ['WorkingDir', im.WorkingDir ?? '(none)'],
+      ['User', im.User ?? '(none)'],
+      ['Env', im.Env.join(' ')],
+    );
+    if (Object.keys(im.Labels).length > 0) lines.push(['Labels', Object.entries(im.Labels).map(([k, v]) => `${k}=${v}`).join(' ')]);
+  }
+  for (const [k, v] of lines) process.stdout.write(`${(k + ':').padEnd(11)} ${v}\n`);
   return 0;
 }

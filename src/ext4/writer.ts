@@ -636,6 +636,7 @@ export class Ext4Writer {
         const n = dir.children!.get(name)!;
         if (n.kind === 'dir') await visit(n);
         else if (n.kind === 'file' && n.content && n.content.kind !== 'placed') {
+          if (n.content.kind === 'deferred') throw new Error('internal: deferred content not filled in before finish');
           if (n.content.kind === 'bytes') {
             this.data.beginFile(n.content.data.length);
             this.data.write(n.content.data);

@@ -25,4 +25,12 @@ export interface IngestContext {
   onWarning?: ((w: Warning) => void) | undefined;
 }
 
-export type SourceSpec = { kind: 'tar'; path: string } | { kind: 'dir'; path: string };
+export type SourceSpec =
+  | { kind: 'tar'; path: string }
+  | { kind: 'dir'; path: string }
+  /** An OCI image layout directory; ref: a tag or a digest. */
+  | { kind: 'oci'; path: string; ref?: string | undefined }
+  /** `docker save` output; ref: a tag, @N, or (OCI form) a digest. */
+  | { kind: 'docker-archive'; path: string; ref?: string | undefined }
+  /** A registry image: what follows docker:// (HOST[:PORT]/REPO[:TAG|@DIGEST], or a short name). */
+  | { kind: 'docker'; ref: string };

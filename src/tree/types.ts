@@ -26,7 +26,9 @@ export type Content =
   /** A host file, read when the image is written. */
   | { kind: 'hostfile'; path: string }
   /** Small generated content held in memory (provisioning files). */
-  | { kind: 'bytes'; data: Buffer };
+  | { kind: 'bytes'; data: Buffer }
+  /** To be filled in by the source before the image is finished (e.g. read again from a layer). */
+  | { kind: 'deferred' };
 
 export interface Inode {
   kind: NodeKind;
