@@ -4,6 +4,10 @@
 import { stat } from 'node:fs/promises';
 import { fail } from './errors.js';
 import { Ext4Writer, type Ext4Options, type ImageSummary } from './ext4/writer.js';
+import { copyFile, type FileHandle } from 'node:fs/promises';
+import { defaultCacheDir, ImageCache } from './oci/cache.js';
+import { pullImage, parseDockerReference, type Credentials } from './oci/registry.js';
+import { version } from './version.js';
 import { ingestDir } from './sources/dir.js';
 import { ingestTar } from './sources/tar.js';
 import type { IngestContext, Progress, SourceSpec, Warning } from './sources/types.js';
@@ -21,6 +25,16 @@ export interface ConvertOptions extends Ext4Options {
   owner?: { uid: number; gid: number };
   /** Image sources: which platform to take from a multi-platform image. Default: the host's. */
   platform?: Platform;
+  /** Registry sources: credentials (else the Docker config's). */
+  creds?: Credentials;
+  /** Registry sources: verify TLS certificates. Default true. */
+  tlsVerify?: boolean;
+  /** Directory with Docker's config.json. Default $DOCKER_CONFIG or ~/.docker. */
+  dockerConfigDir?: string;
+  /** The cache for blobs and finished images. Default $XDG_CACHE_HOME/rootforge. */
+  cacheDir?: string;
+  /** Image sources: reuse and fill the finished-image cache. Default true. */
+  cache?: boolean;
   onProgress?: (p: Progress) => void;
   onWarning?: (w: Warning) => void;
 }
@@ -31,6 +45,8 @@ export interface ConvertResult extends ImageSummary {
   warnings: Warning[];
   /** Image sources: the manifest digest and config written to /etc/rootforge/image.json. */
   image?: ImageJson;
+  /** Image sources: the image came from the finished-image cache (nothing was rebuilt). */
+  cacheHit?: boolean;
 }
 
 const TRANSPORTS = ['tar', 'dir', 'oci', 'docker-archive', 'docker'] as const;
@@ -79,35 +95,80 @@ export async function convert(source: string | SourceSpec, output: string, optio
     );
     if (!st.isFile()) fail('SOURCE_BAD_SPEC', `read archive ${src.path}`, 'not a regular file', src.path);
   }
-  const summary: ImageSummary & { image?: ImageJson } = await writeAtomically(output, async (fh) => {
-    const writer = new Ext4Writer(fh, options);
-    const defaultTime = { sec: options.timestamp ?? 0, nsec: 0 };
-    const tree = new FsTree({ defaultTime, onRelease: (c) => writer.release(c), onWarning });
-    const ctx: IngestContext = { tree, writer, owner: options.owner, defaultTime, onProgress: options.onProgress, onWarning };
-    const started = performance.now();
-    let image: ResolvedImage | undefined;
-    if (src.kind === 'tar') await ingestTar(src.path, ctx);
-    else if (src.kind === 'dir') await ingestDir(src.path, ctx);
-    else {
-      image = await resolveImage(src, options);
-      await new LayerMerger(ctx).apply(image.layers);
-      addImageJson(tree, image, defaultTime);
-    }
-    const ingestMs = Math.round(performance.now() - started);
-    const summary = await writer.finish(tree);
-    return {
-      ...summary,
-      ...(image ? { image: imageJson(image) } : {}),
-      timings: { 'read source, stream data': ingestMs, ...summary.timings },
-    };
-  });
-  return { ...summary, output, source: src, warnings };
+  if (src.kind === 'tar' || src.kind === 'dir') {
+    const summary = await writeAtomically(output, (fh) => build(fh, src, null, options, onWarning));
+    return { ...summary, output, source: src, warnings };
+  }
+  // Image sources: resolve first (a registry tag becomes a manifest digest), then use the cache.
+  const image = await resolveImage(src, options);
+  const cache = options.cache === false ? null : new ImageCache(options.cacheDir ?? defaultCacheDir());
+  const key = cache ? ImageCache.key(version(), image.source, image.manifestDigest, cacheOptions(options)) : '';
+  const cached = cache ? await cache.lookup(key) : null;
+  if (cached) {
+    await writeAtomically(output, async (_fh, tmp) => copyFile(cached.path, tmp));
+    return { ...cached.summary, timings: {}, image: imageJson(image), cacheHit: true, output, source: src, warnings };
+  }
+  const summary = await writeAtomically(output, (fh) => build(fh, src, image, options, onWarning));
+  if (cache) {
+    const { image: _image, ...plain } = summary;
+    await cache.store(key, output, { source: image.source, manifestDigest: image.manifestDigest, sizeBytes: summary.sizeBytes, toolVersion: version(), summary: plain });
+  }
+  return { ...summary, ...(cache ? { cacheHit: false } : {}), output, source: src, warnings };
 }
+
+/** Source → tree → image into `fh`. */
+async function build(
+  fh: FileHandle,
+  src: SourceSpec,
+  image: ResolvedImage | null,
+  options: ConvertOptions,
+  onWarning: (w: Warning) => void,
+): Promise<ImageSummary & { image?: ImageJson }> {
+  const writer = new Ext4Writer(fh, options);
+  const defaultTime = { sec: options.timestamp ?? 0, nsec: 0 };
+  const tree = new FsTree({ defaultTime, onRelease: (c) => writer.release(c), onWarning });
+  const ctx: IngestContext = { tree, writer, owner: options.owner, defaultTime, onProgress: options.onProgress, onWarning };
+  const started = performance.now();
+  if (src.kind === 'tar') await ingestTar(src.path, ctx);
+  else if (src.kind === 'dir') await ingestDir(src.path, ctx);
+  else if (image) {
+    await new LayerMerger(ctx).apply(image.layers);
+    addImageJson(tree, image, defaultTime);
+  }
+  const ingestMs = Math.round(performance.now() - started);
+  const summary = await writer.finish(tree);
+  return {
+    ...summary,
+    ...(image ? { image: imageJson(image) } : {}),
+    timings: { 'read source, stream data': ingestMs, ...summary.timings },
+  };
+}
+
+/** Every option that changes an image's bytes: part of the image cache key. */
+function cacheOptions(o: ConvertOptions): Record<string, unknown> {
+  return {
+    size: o.size ?? { mode: 'auto' },
+    readOnly: o.readOnly ?? false,
+    label: o.label ?? '',
+    uuid: o.uuid?.toString('hex') ?? null,
+    journalBlocks: o.journalBlocks ?? null,
+    timestamp: o.timestamp ?? 0,
+    owner: o.owner ?? null,
+  };
+}
+
 
 /** Resolves an image source to its manifest, config and layers. */
 export async function resolveImage(src: Extract<SourceSpec, { kind: 'oci' | 'docker-archive' | 'docker' }>, options: ConvertOptions): Promise<ResolvedImage> {
   const platform = options.platform ?? hostPlatform();
   if (src.kind === 'oci') return resolveOciLayout(src.path, src.ref, platform);
   if (src.kind === 'docker-archive') return resolveDockerArchive(src.path, src.ref, platform);
-  return fail('SOURCE_BAD_SPEC', `use source docker://${src.ref}`, 'registry sources are not available yet', src.ref);
+  return pullImage(parseDockerReference(src.ref), {
+    cacheDir: options.cacheDir ?? defaultCacheDir(),
+    platform,
+    ...(options.creds ? { creds: options.creds } : {}),
+    ...(options.tlsVerify !== undefined ? { tlsVerify: options.tlsVerify } : {}),
+    ...(options.dockerConfigDir ? { dockerConfigDir: options.dockerConfigDir } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
 }

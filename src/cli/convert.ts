@@ -2,16 +2,20 @@ import { convert } from '../convert.js';
 import { fail } from '../errors.js';
 import { parseUuid } from '../ext4/writer.js';
 import { formatBytes, parseBytes, parseSize } from '../util/size.js';
-import { parse, parseOwner, UsageError } from './args.js';
+import { imageOptions, parse, parseOwner, UsageError } from './args.js';
 import { ProgressLine } from './progress.js';
 
 export const CONVERT_USAGE = `Usage: rootforge convert <source> -o <image> [options]
 
 Sources:
-  tar:PATH          a tar archive: plain, gzip or zstd (detected by content);
-                    tar:- reads standard input
-  dir:PATH          a directory, taken as it is
-  PATH              either of the above, by what PATH is
+  tar:PATH                    a tar archive: plain, gzip or zstd (detected by content);
+                              tar:- reads standard input
+  dir:PATH                    a directory, taken as it is
+  oci:PATH[:REF]              an OCI image layout; REF is a tag or a digest
+  docker-archive:PATH[:REF]   \`docker save\` output; REF is a tag or @N
+  docker://[HOST/]REPO[:TAG|@DIGEST]
+                              an image in a registry (docker://alpine is Docker Hub's)
+  PATH                        a directory or a tar archive, by what PATH is
 
 Options:
   -o, --output FILE     image to write (replaced only when the run succeeds)
@@ -22,6 +26,13 @@ Options:
   --uuid UUID           filesystem UUID (default: derived from the contents)
   --owner UID:GID       make everything owned by UID:GID (e.g. 0:0)
   --journal-size SIZE   journal size (default 4 MiB below 256 MiB, 16 MiB below 16 GiB, else 64 MiB)
+  --platform OS/ARCH    image sources: which platform of a multi-platform image
+                        (default: this host's, e.g. linux/amd64)
+  --creds USER:PASS     registry credentials (default: from $DOCKER_CONFIG/config.json)
+  --tls-verify=false    registries: accept any TLS certificate (plain HTTP is always
+                        allowed for localhost and 127.0.0.0/8)
+  --cache-dir DIR       blob and image cache (default $XDG_CACHE_HOME/rootforge)
+  --no-cache            image sources: do not use or fill the finished-image cache
   --quiet               no progress or summary on stderr
   --json                print the result as JSON on stdout
   --debug               show stack traces on errors
@@ -41,6 +52,11 @@ export async function convertCommand(argv: string[]): Promise<number> {
       'journal-size': { type: 'string' },
       quiet: { type: 'boolean', short: 'q' },
       json: { type: 'boolean' },
+      platform: { type: 'string' },
+      creds: { type: 'string' },
+      'tls-verify': { type: 'string' },
+      'cache-dir': { type: 'string' },
+      'no-cache': { type: 'boolean' },
     } as const,
     CONVERT_USAGE,
   );
@@ -66,12 +82,14 @@ export async function convertCommand(argv: string[]): Promise<number> {
     ...(values.owner ? { owner: parseOwner(values.owner) } : {}),
     ...(journalBytes !== undefined ? { journalBlocks: Math.ceil(journalBytes / 4096) } : {}),
     timestamp,
+    ...imageOptions(values),
     onProgress: (p) => progress.update(p.done, p.total),
     onWarning: (w) => {
       if (!values.quiet) process.stderr.write(`\r\x1b[Kwarning: ${w.message} [${w.code}]\n`);
     },
   });
   progress.done();
+  if (result.cacheHit && !values.quiet) process.stderr.write(`cache hit: ${result.image?.manifestDigest} (built before with the same options)\n`);
   if (values.json) {
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   } else if (!values.quiet) {

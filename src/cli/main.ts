@@ -2,11 +2,14 @@
  * rootforge CLI: thin commands over the library. Errors print their message and exit 1
  * (2 for usage errors); --debug adds the stack.
  */
-import { readFileSync, unlinkSync } from 'node:fs';
+import { unlinkSync } from 'node:fs';
+import { version } from '../version.js';
 import { isRootforgeError } from '../errors.js';
 import { removeActiveTempFiles } from '../util/atomic.js';
 import { UsageError } from './args.js';
 import { catCommand } from './cat.js';
+import { cacheCommand } from './cache.js';
+import { pullCommand } from './pull.js';
 import { convertCommand } from './convert.js';
 import { inspectCommand } from './inspect.js';
 import { lsCommand } from './ls.js';
@@ -16,6 +19,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   inspect: inspectCommand,
   ls: lsCommand,
   cat: catCommand,
+  pull: pullCommand,
+  cache: cacheCommand,
 };
 
 export const USAGE = `rootforge — reproducible ext4 root filesystems for microVMs, without root, Docker or mounts
@@ -23,17 +28,15 @@ export const USAGE = `rootforge — reproducible ext4 root filesystems for micro
 Usage: rootforge <command> [options]
 
 Commands:
-  convert <source> -o <image>   build an ext4 image from a tar archive or a directory
-  inspect <image>               show an image's size, features and usage
+  convert <source> -o <image>   build an ext4 image from a tar archive, a directory, an OCI
+                                layout, a docker-archive or a registry image
+  pull <ref>                    download a registry image into the blob cache
+  cache ls|prune                list or empty the blob and image cache
+  inspect <image>               show an image's size, features, usage and image config
   ls <image> [PATH]             list a directory of an image
   cat <image> PATH              print a file of an image
 
 Run "rootforge <command> --help" for a command's options.`;
-
-export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;

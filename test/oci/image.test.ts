@@ -20,6 +20,8 @@ import { rootforge } from '../helpers/cli.js';
 const work = mkdtempSync(join(tmpdir(), 'rf-oci-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 const layout = join(work, 'layout');
+/** Never the user's cache: every conversion here uses this one. */
+const CACHE = { cacheDir: join(work, 'cache') };
 let built: string | null | undefined;
 
 /** Builds the fixture once (needs root and umoci); returns why not when it cannot. */
@@ -70,7 +72,7 @@ test('oci: layout, every tag: image equals umoci unpack; hidden content never wr
   if (why) return skipOrFail(t, why);
   for (const tag of ['v1', 'v2', 'v3']) {
     const img = join(work, `oci-${tag}.img`);
-    const res = await convert(`oci:${layout}:${tag}`, img);
+    const res = await convert(`oci:${layout}:${tag}`, img, CACHE);
     assert.equal(res.image?.source, `oci:${layout}:${tag}`);
     await checkImage(img, tag);
   }
@@ -84,7 +86,7 @@ test('oci: zstd and uncompressed layers convert to the same tree', async (t) => 
     mkdirSync(join(work, `re-${how}`), { recursive: true });
     recompressLayout(layout, 'v3', dir, how, join(work, `re-${how}`));
     const img = join(work, `oci-${how}.img`);
-    await convert(`oci:${dir}:v3`, img);
+    await convert(`oci:${dir}:v3`, img, CACHE);
     await checkImage(img, 'v3');
   }
 });
@@ -95,10 +97,10 @@ test('docker-archive: legacy (skopeo) and OCI (Docker ≥ 25) forms', async (t) 
   const legacy = join(work, 'legacy.tar');
   sh('skopeo', ['copy', '-q', `oci:${layout}:v3`, `docker-archive:${legacy}:test/complex:v3`]);
   const img = join(work, 'archive-legacy.img');
-  const res = await convert(`docker-archive:${legacy}`, img);
+  const res = await convert(`docker-archive:${legacy}`, img, CACHE);
   await checkImage(img, 'v3');
   const again = join(work, 'archive-legacy-tag.img');
-  const byTag = await convert(`docker-archive:${legacy}:test/complex:v3`, again);
+  const byTag = await convert(`docker-archive:${legacy}:test/complex:v3`, again, CACHE);
   assert.equal(byTag.image?.manifestDigest, res.image?.manifestDigest, 'the same image by tag and by default');
   // Docker 25+ saves an OCI layout plus a legacy manifest.json in one tar
   const ociDir = join(work, 'docker25');
@@ -107,7 +109,7 @@ test('docker-archive: legacy (skopeo) and OCI (Docker ≥ 25) forms', async (t) 
   const modern = join(work, 'docker25.tar');
   sh('tar', ['-cf', modern, '-C', ociDir, '.']);
   const img2 = join(work, 'archive-oci.img');
-  const res2 = await convert(`docker-archive:${modern}`, img2);
+  const res2 = await convert(`docker-archive:${modern}`, img2, CACHE);
   await checkImage(img2, 'v3');
   assert.equal(res2.image?.Env.join(), res.image?.Env.join());
 });
@@ -119,7 +121,7 @@ test('image config is kept in /etc/rootforge/image.json and shown by inspect', a
   sh('cp', ['-a', layout, cfgLayout]);
   sh('umoci', ['config', '--image', `${cfgLayout}:v3`, '--tag', 'cfg', '--config.env', 'FOO=bar', '--config.workingdir', '/work', '--config.user', '1000:1000', '--config.entrypoint', '/bin/tool', '--config.cmd', '--serve', '--config.label', 'org.example=yes']);
   const img = join(work, 'cfg.img');
-  const res = await convert(`oci:${cfgLayout}:cfg`, img);
+  const res = await convert(`oci:${cfgLayout}:cfg`, img, CACHE);
   const image = await Ext4Image.open(img);
   const st = await image.resolve('/etc/rootforge/image.json');
   const doc = JSON.parse((await image.readData(st)).toString()) as Record<string, unknown>;
@@ -145,7 +147,7 @@ test('bad image sources give typed errors and no output', async (t) => {
   if (why) return skipOrFail(t, why);
   const out = join(work, 'bad.img');
   const expectCode = async (src: string, code: string) => {
-    await assert.rejects(convert(src, out), (e) => isRootforgeError(e) && e.code === code);
+    await assert.rejects(convert(src, out, CACHE), (e) => isRootforgeError(e) && e.code === code);
     assert.equal(existsSync(out), false);
   };
   await expectCode(`oci:${layout}:nope`, 'OCI_NOT_FOUND');
@@ -161,4 +163,36 @@ test('bad image sources give typed errors and no output', async (t) => {
   b[b.length - 10] ^= 0xff;
   writeFileSync(blob, b);
   await expectCode(`oci:${tampered}:v3`, 'OCI_DIGEST_MISMATCH');
+});
+
+test('finished images are cached by manifest digest and options; a moved tag rebuilds', async (t) => {
+  const why = fixture();
+  if (why) return skipOrFail(t, why);
+  const cacheDir = join(work, 'cache-test');
+  const moving = join(work, 'moving');
+  sh('cp', ['-a', layout, moving]);
+  sh('umoci', ['tag', '--image', `${moving}:v2`, 'current']);
+  const a = await convert(`oci:${moving}:current`, join(work, 'c1.img'), { cacheDir });
+  assert.equal(a.cacheHit, false);
+  const b = await convert(`oci:${moving}:current`, join(work, 'c2.img'), { cacheDir });
+  assert.equal(b.cacheHit, true, 'same manifest, same options: a hit');
+  assert.ok(readFileSync(join(work, 'c1.img')).equals(readFileSync(join(work, 'c2.img'))));
+  const ro = await convert(`oci:${moving}:current`, join(work, 'c3.img'), { cacheDir, readOnly: true });
+  assert.equal(ro.cacheHit, false, 'other options: a miss');
+  sh('umoci', ['tag', '--image', `${moving}:v3`, 'current']); // the tag moves
+  const c = await convert(`oci:${moving}:current`, join(work, 'c4.img'), { cacheDir });
+  assert.equal(c.cacheHit, false, 'a moved tag rebuilds');
+  assert.notEqual(c.image?.manifestDigest, a.image?.manifestDigest);
+  await checkImage(join(work, 'c4.img'), 'v3');
+  const ls = rootforge(['cache', 'ls', '--cache-dir', cacheDir, '--json']);
+  assert.equal(ls.code, 0, ls.stderr);
+  assert.equal((JSON.parse(ls.stdout.toString()) as { images: unknown[] }).images.length, 3);
+  const pruned = rootforge(['cache', 'prune', '--cache-dir', cacheDir]);
+  assert.equal(pruned.code, 0, pruned.stderr);
+  assert.equal((JSON.parse(rootforge(['cache', 'ls', '--cache-dir', cacheDir, '--json']).stdout.toString()) as { images: unknown[] }).images.length, 0);
+  const cli = rootforge(['convert', `oci:${moving}:current`, '-o', join(work, 'c5.img'), '--cache-dir', cacheDir]);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.doesNotMatch(cli.stderr, /cache hit/);
+  const cli2 = rootforge(['convert', `oci:${moving}:current`, '-o', join(work, 'c6.img'), '--cache-dir', cacheDir]);
+  assert.match(cli2.stderr, /cache hit/);
 });

@@ -1,0 +1,132 @@
+/**
+ * The rootforge cache ($XDG_CACHE_HOME/rootforge, or --cache-dir):
+ *
+ *   blobs/sha256/<hex>     downloaded blobs, by digest (BlobStore: verified, resumable, locked)
+ *   images/<key>.ext4      finished images; key = sha256 of (tool version, source, manifest
+ *   images/<key>.json      digest, every option that changes the bytes) — so a moved tag (a new
+ *                          manifest digest) rebuilds and an unchanged one is a hit
+ *
+ * Entries appear by atomic rename, so concurrent runs on one key are safe (the last identical
+ * copy wins) and an interrupted run leaves no half entry behind, only a temporary file that
+ * `prune` removes.
+ */
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { fail } from '../errors.js';
+import type { ImageSummary } from '../ext4/writer.js';
+import { BlobStore } from './blobstore.js';
+
+export function defaultCacheDir(): string {
+  const xdg = process.env['XDG_CACHE_HOME'];
+  return join(xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.cache'), 'rootforge');
+}
+
+export interface CachedImage {
+  key: string;
+  path: string;
+  source: string;
+  manifestDigest: string;
+  sizeBytes: number;
+  toolVersion: string;
+  /** What the build reported (sizes, counts, UUID), returned again on a hit. */
+  summary: ImageSummary;
+}
+
+let counter = 0;
+
+export class ImageCache {
+  readonly dir: string;
+  readonly blobs: BlobStore;
+
+  constructor(readonly root: string) {
+    this.dir = join(root, 'images');
+    this.blobs = new BlobStore(join(root, 'blobs'));
+  }
+
+  /** The cache key for an image built from `manifestDigest` with `options`. */
+  static key(toolVersion: string, source: string, manifestDigest: string, options: Record<string, unknown>): string {
+    const canonical = JSON.stringify({ toolVersion, source, manifestDigest, options: sortKeys(options) });
+    return createHash('sha256').update(canonical).digest('hex');
+  }
+
+  /** The cached image for `key`, or null. */
+  async lookup(key: string): Promise<CachedImage | null> {
+    const p = join(this.dir, `${key}.ext4`);
+    try {
+      // the metadata is renamed in last: its presence means the entry is complete
+      const meta = JSON.parse(await readFile(join(this.dir, `${key}.json`), 'utf8')) as CachedImage;
+      await stat(p);
+      return { ...meta, path: p };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      return fail('CACHE_IO', 'look up cached image', (e as Error).message, p, e);
+    }
+  }
+
+  /** Copies a finished image into the cache under `key`. */
+  async store(key: string, image: string, meta: Omit<CachedImage, 'key' | 'path'>): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const tmp = join(this.dir, `.${key}.${process.pid}.${counter++}.tmp`);
+    try {
+      await copyFile(image, tmp);
+      await rename(tmp, join(this.dir, `${key}.ext4`));
+      await writeFile(`${tmp}.json`, JSON.stringify({ key, ...meta }, null, 2) + '\n');
+      await rename(`${tmp}.json`, join(this.dir, `${key}.json`));
+    } catch (e) {
+      await unlink(tmp).catch(() => undefined); // best effort: the failure below is what matters
+      await unlink(`${tmp}.json`).catch(() => undefined);
+      fail('CACHE_IO', 'store image in the cache', (e as Error).message, this.dir, e);
+    }
+  }
+
+  async list(): Promise<CachedImage[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      return fail('CACHE_IO', 'list cached images', (e as Error).message, this.dir, e);
+    }
+    const out: CachedImage[] = [];
+    for (const n of names.filter((x) => /^[a-f0-9]{64}\.json$/.test(x)).sort()) {
+      const meta = JSON.parse(await readFile(join(this.dir, n), 'utf8')) as CachedImage;
+      const path = join(this.dir, n.replace(/\.json$/, '.ext4'));
+      const st = await stat(path).catch(() => null);
+      if (st) out.push({ ...meta, path, sizeBytes: st.size });
+    }
+    return out;
+  }
+
+  /**
+   * Removes cached images (and their temporary leftovers) and, with `blobs`, every blob not
+   * being fetched right now (with its resumable partial).
+   */
+  async prune(opts: { images: boolean; blobs: boolean }): Promise<{ files: number; bytes: number }> {
+    let files = 0;
+    let bytes = 0;
+    const drop = async (p: string) => {
+      const st = await stat(p).catch(() => null);
+      if (!st) return;
+      await rm(p, { force: true, recursive: st.isDirectory() });
+      files++;
+      bytes += st.isDirectory() ? 0 : st.size;
+    };
+    if (opts.images) {
+      for (const n of await readdir(this.dir).catch(() => [] as string[])) await drop(join(this.dir, n));
+    }
+    if (opts.blobs) {
+      for (const b of await this.blobs.list()) {
+        bytes += b.size;
+        files++;
+        await this.blobs.remove(b.digest);
+      }
+    }
+    return { files, bytes };
+  }
+}
+
+function sortKeys(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]]));
+}
