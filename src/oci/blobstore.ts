@@ -1,0 +1,440 @@
+/**
+ * A content-addressed blob store on disk, shared by every run (and every process) that uses the
+ * same cache directory:
+ *
+ *   <root>/sha256/<hex>            a complete blob whose bytes hash to <hex> (only ever renamed in)
+ *   <root>/sha256/<hex>.partial    a download in progress or interrupted; resumed from its length
+ *   <root>/sha256/<hex>.lock       "<pid> <hostname>\n", created O_EXCL by the one fetching <hex>
+ *   <root>/sha256/.<hex>.<pid>.<n>.tmp   small blobs being written by put()
+ *
+ * Invariant: a file named <hex> was verified (sha256 and size) before it got that name, so a
+ * crash at any point leaves at most a .partial (resumable) and a stale lock (taken over by the
+ * next fetcher), never a wrong blob.
+ *
+ * Locking: the lock holder touches its lock every few seconds. A lock is stale when its pid is
+ * gone on this host (kill(pid, 0) → ESRCH) or when it has not been touched for a minute (a pid
+ * reused by an unrelated process, or a holder on another host sharing the directory). Taking a
+ * stale lock over renames it aside and checks that what was moved is the lock judged stale,
+ * so two waiters cannot both take over the same stale lock.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { link, mkdir, open, readdir, readFile, rename, stat, unlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fail, isRootforgeError, RootforgeError } from '../errors.js';
+import { parseDigest, sha256Digest } from './digest.js';
+
+/** What a blob source returns: the body and where in the blob it starts. */
+export interface BlobBody {
+  body: AsyncIterable<Buffer>;
+  /** Offset of the body's first byte: the offset asked for, or 0 when the server ignored a Range. */
+  offset: number;
+}
+
+/** Opens the blob's bytes from `offset`; a bare iterable is taken to start at `offset`. */
+export type BlobOpener = (offset: number) => Promise<BlobBody | AsyncIterable<Buffer>>;
+
+export interface FetchOptions {
+  /** Called with the number of bytes of this blob on disk so far (it can go back to 0 on a restart). */
+  onProgress?: (bytes: number) => void;
+  /** Attempts in a row that may fail with OCI_NETWORK without adding a byte. Default 3. */
+  attempts?: number;
+  /** Upper bound on attempts for one fetch, progress or not. Default 10. */
+  maxAttempts?: number;
+  /** First retry delay in ms, doubled per failed attempt in a row. Default 250. */
+  backoffMs?: number;
+}
+
+export interface FetchResult {
+  path: string;
+  /** False when the blob was already in the store or another process fetched it meanwhile. */
+  fetched: boolean;
+}
+
+export interface BlobStoreOptions {
+  /** How long fetch() waits for another process's lock before CACHE_LOCKED, in ms. Default 10 min. */
+  lockWaitMs?: number;
+  /** A lock not touched for this long is stale, in ms. Default 60 s. */
+  lockStaleMs?: number;
+  /** How often a lock holder touches its lock, in ms. Default 5 s. */
+  lockHeartbeatMs?: number;
+}
+
+export interface BlobInfo {
+  digest: string;
+  size: number;
+  mtime: Date;
+}
+
+const HEX_RE = /^[a-f0-9]{64}$/;
+const HOST = hostname();
+let tmpCounter = 0;
+
+export class BlobStore {
+  readonly root: string;
+  private readonly dir: string;
+  private readonly lockWaitMs: number;
+  private readonly lockStaleMs: number;
+  private readonly lockHeartbeatMs: number;
+
+  constructor(root: string, options: BlobStoreOptions = {}) {
+    this.root = root;
+    this.dir = join(root, 'sha256');
+    this.lockWaitMs = options.lockWaitMs ?? 10 * 60_000;
+    this.lockStaleMs = options.lockStaleMs ?? 60_000;
+    this.lockHeartbeatMs = options.lockHeartbeatMs ?? 5_000;
+  }
+
+  /** Where the blob lives (or would live) in the store. */
+  path(digest: string): string {
+    return join(this.dir, hexOf(digest));
+  }
+
+  async has(digest: string): Promise<boolean> {
+    return (await statOrUndefined(this.path(digest), 'look up blob')) !== undefined;
+  }
+
+  /** Complete blobs only; partial downloads, locks and temporary files are not listed. */
+  async list(): Promise<BlobInfo[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      return fail('CACHE_IO', 'list blob store', errnoOf(e), this.dir, e);
+    }
+    const out: BlobInfo[] = [];
+    for (const name of names.sort()) {
+      if (!HEX_RE.test(name)) continue;
+      const st = await statOrUndefined(join(this.dir, name), 'list blob store');
+      if (st !== undefined) out.push({ digest: `sha256:${name}`, size: st.size, mtime: st.mtime });
+    }
+    return out;
+  }
+
+  /** Deletes a blob and any partial download of it. Refuses while a live process holds its lock. */
+  async remove(digest: string): Promise<void> {
+    const path = this.path(digest);
+    const holder = await this.liveHolder(path);
+    if (holder !== undefined) fail('CACHE_LOCKED', `remove blob ${digest}`, `being fetched by ${holder}`, `${path}.lock`);
+    await unlinkIfPresent(path, `remove blob ${digest}`);
+    await unlinkIfPresent(`${path}.partial`, `remove blob ${digest}`);
+  }
+
+  /**
+   * Stores a small blob held in memory (a manifest). Writes a private temporary file and renames
+   * it in, so no lock is needed: concurrent writers of one digest write the same bytes.
+   */
+  async put(digest: string, bytes: Uint8Array): Promise<string> {
+    const path = this.path(digest);
+    const got = sha256Digest(bytes);
+    if (got !== digest) fail('OCI_DIGEST_MISMATCH', `store blob ${digest}`, `content hashes to ${got}`, digest);
+    await this.ensureDir();
+    const tmp = join(this.dir, `.${hexOf(digest)}.${process.pid}.${tmpCounter++}.tmp`);
+    try {
+      await writeFile(tmp, bytes, { flag: 'wx', mode: 0o644 });
+      await rename(tmp, path);
+    } catch (e) {
+      await unlink(tmp).catch((u: NodeJS.ErrnoException) => {
+        if (u.code !== 'ENOENT') throw new AggregateError([e, u], `Cannot store blob ${digest}: ${errnoOf(e)}`);
+      });
+      return fail('CACHE_IO', `store blob ${digest}`, errnoOf(e), path, e);
+    }
+    return path;
+  }
+
+  /**
+   * Makes the blob present: returns at once when it is; otherwise takes the blob's lock (or
+   * waits for whoever holds it), downloads into <hex>.partial through `open`, verifies the whole
+   * content against `digest` and `size`, and renames it into place. Network failures are retried
+   * from the partial's length; a digest or size mismatch deletes the partial and throws
+   * OCI_DIGEST_MISMATCH. A run stopped midway leaves the partial for the next fetch to resume.
+   */
+  async fetch(digest: string, size: number, open: BlobOpener, options: FetchOptions = {}): Promise<FetchResult> {
+    const path = this.path(digest);
+    if (!Number.isSafeInteger(size) || size < 0) fail('OCI_BAD_MANIFEST', `fetch blob ${digest}`, 'bad size', size);
+    if (await this.has(digest)) return { path, fetched: false };
+    await this.ensureDir();
+    const lock = await this.acquire(digest, path);
+    if (lock === 'present') return { path, fetched: false };
+    const heartbeat = setInterval(() => {
+      const now = new Date();
+      utimes(`${path}.lock`, now, now).catch((e: unknown) => {
+        process.stderr.write(`rootforge: cannot refresh lock ${path}.lock: ${errnoOf(e)}\n`);
+      });
+    }, this.lockHeartbeatMs);
+    heartbeat.unref();
+    try {
+      // The holder before us may have finished between our check and taking the lock.
+      if (await this.has(digest)) return { path, fetched: false };
+      await download(digest, size, path, open, options);
+      return { path, fetched: true };
+    } finally {
+      clearInterval(heartbeat);
+      await unlinkIfPresent(`${path}.lock`, `unlock blob ${digest}`);
+    }
+  }
+
+  private async ensureDir(): Promise<void> {
+    try {
+      await mkdir(this.dir, { recursive: true });
+    } catch (e) {
+      fail('CACHE_IO', 'create blob store', errnoOf(e), this.dir, e);
+    }
+  }
+
+  /**
+   * Takes <hex>.lock, or waits until the blob appears ('present'). The lock file is written whole
+   * under a private name and hard-linked into place, so nobody ever reads a half-written lock.
+   */
+  private async acquire(digest: string, path: string): Promise<'locked' | 'present'> {
+    const lockPath = `${path}.lock`;
+    const mine = `${lockPath}.${process.pid}.${tmpCounter++}`;
+    const what = `lock blob ${digest}`;
+    try {
+      await writeFile(mine, `${process.pid} ${HOST}\n`, { flag: 'wx', mode: 0o644 });
+    } catch (e) {
+      fail('CACHE_IO', what, errnoOf(e), mine, e);
+    }
+    const deadline = Date.now() + this.lockWaitMs;
+    let delay = 25;
+    try {
+      for (;;) {
+        try {
+          await link(mine, lockPath);
+          return 'locked';
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') fail('CACHE_IO', what, errnoOf(e), lockPath, e);
+        }
+        if (await this.has(digest)) return 'present';
+        const state = await this.lockState(lockPath);
+        if (state.kind === 'stale') {
+          await this.breakStale(lockPath, state.content);
+          continue;
+        }
+        if (state.kind === 'gone') continue;
+        if (Date.now() >= deadline) {
+          fail('CACHE_LOCKED', `fetch blob ${digest}`, `still being fetched by ${state.content.trim()} after ${Math.round(this.lockWaitMs / 1000)} s`, lockPath);
+        }
+        await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
+        delay = Math.min(delay * 2, 1000);
+      }
+    } finally {
+      await unlinkIfPresent(mine, what);
+    }
+  }
+
+  private async lockState(lockPath: string): Promise<{ kind: 'gone' } | { kind: 'live' | 'stale'; content: string }> {
+    let content: string;
+    let mtimeMs: number;
+    try {
+      content = await readFile(lockPath, 'utf8');
+      mtimeMs = (await stat(lockPath)).mtimeMs;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'gone' };
+      return fail('CACHE_IO', 'read blob lock', errnoOf(e), lockPath, e);
+    }
+    if (Date.now() - mtimeMs > this.lockStaleMs) return { kind: 'stale', content };
+    const m = /^(\d+) (\S+)\n$/.exec(content);
+    // Unparsable content: not ours to judge by pid, the age rule above still applies.
+    if (m === null || m[2] !== HOST) return { kind: 'live', content };
+    return { kind: pidAlive(Number(m[1])) ? 'live' : 'stale', content };
+  }
+
+  /**
+   * Moves a stale lock aside under a private name, then checks it is the lock that was judged
+   * stale; if another waiter replaced it meanwhile with its own live lock, puts that back.
+   */
+  private async breakStale(lockPath: string, staleContent: string): Promise<void> {
+    const aside = `${lockPath}.stale.${process.pid}.${tmpCounter++}`;
+    try {
+      await rename(lockPath, aside);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      fail('CACHE_IO', 'take over stale blob lock', errnoOf(e), lockPath, e);
+    }
+    const moved = await readFile(aside, 'utf8');
+    if (moved !== staleContent) {
+      try {
+        await link(aside, lockPath);
+      } catch (e) {
+        // EEXIST: a third process has locked meanwhile; the one we moved keeps working unlocked,
+        // which the digest check before rename still makes safe (at worst a spurious mismatch).
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') fail('CACHE_IO', 'restore blob lock', errnoOf(e), lockPath, e);
+      }
+    }
+    await unlinkIfPresent(aside, 'take over stale blob lock');
+  }
+
+  /** "pid host" of a live lock holder, or undefined when unlocked or stale. */
+  private async liveHolder(path: string): Promise<string | undefined> {
+    const state = await this.lockState(`${path}.lock`);
+    return state.kind === 'live' ? state.content.trim() : undefined;
+  }
+}
+
+/** The download loop, run while holding the lock. */
+async function download(digest: string, size: number, path: string, open: BlobOpener, options: FetchOptions): Promise<void> {
+  const partial = `${path}.partial`;
+  const what = `fetch blob ${digest}`;
+  const attempts = options.attempts ?? 3;
+  const maxAttempts = options.maxAttempts ?? 10;
+  const backoffMs = options.backoffMs ?? 250;
+  let failedInARow = 0;
+  for (let attempt = 1; ; attempt++) {
+    const before = (await statOrUndefined(partial, what))?.size ?? 0;
+    try {
+      await downloadOnce(digest, size, path, partial, open, options.onProgress);
+      return;
+    } catch (e) {
+      if (!isRootforgeError(e, 'OCI_NETWORK')) throw e;
+      const after = (await statOrUndefined(partial, what))?.size ?? 0;
+      // An attempt that added bytes is not held against the connection: big blobs over a flaky
+      // link get there piece by piece (within maxAttempts).
+      failedInARow = after > before ? 0 : failedInARow + 1;
+      if (failedInARow >= attempts || attempt >= maxAttempts) {
+        throw new RootforgeError('OCI_NETWORK', `${e.message}; gave up after ${attempt} attempts, ${after} of ${size} bytes kept for the next run`, { cause: e });
+      }
+      await sleep(backoffMs * 2 ** failedInARow);
+    }
+  }
+}
+
+/**
+ * One attempt: hash what the partial already holds, append the rest from `open`, verify, rename.
+ * Throws OCI_NETWORK (partial kept) when the body breaks off or ends short.
+ */
+async function downloadOnce(digest: string, size: number, path: string, partial: string, open: BlobOpener, onProgress?: (bytes: number) => void): Promise<void> {
+  const what = `fetch blob ${digest}`;
+  let fh: FileHandle;
+  try {
+    fh = await open_(partial);
+  } catch (e) {
+    return fail('CACHE_IO', what, errnoOf(e), partial, e);
+  }
+  let closed = false;
+  try {
+    let have = (await fh.stat()).size;
+    if (have > size) {
+      await fh.truncate(0);
+      have = 0;
+    }
+    let hash = await hashFile(partial, have);
+    if (have < size) {
+      const opened = await open(have);
+      const { body, offset } = Symbol.asyncIterator in opened ? { body: opened as AsyncIterable<Buffer>, offset: have } : (opened as BlobBody);
+      if (offset !== have) {
+        if (offset !== 0) fail('OCI_REGISTRY_ERROR', what, `asked for bytes from ${have}, got bytes from ${offset}`, digest);
+        // The server ignored the Range request: start the partial over from its body.
+        await fh.truncate(0);
+        have = 0;
+        hash = createHash('sha256');
+      }
+      onProgress?.(have);
+      for await (const chunk of asNetworkErrors(body, what, digest)) {
+        if (have + chunk.length > size) {
+          await discardPartial(fh, partial, what);
+          closed = true;
+          fail('OCI_DIGEST_MISMATCH', what, `more bytes than the descriptor's size ${size}`, digest);
+        }
+        await writeAll(fh, chunk, have);
+        hash.update(chunk);
+        have += chunk.length;
+        onProgress?.(have);
+      }
+      if (have < size) fail('OCI_NETWORK', what, `connection ended after ${have} of ${size} bytes`, digest);
+    }
+    const got = 'sha256:' + hash.digest('hex');
+    if (got !== digest) {
+      await discardPartial(fh, partial, what);
+      closed = true;
+      fail('OCI_DIGEST_MISMATCH', what, `content hashes to ${got}`, digest);
+    }
+    // Durable before it gets its final name: after a power cut the name means the bytes.
+    await fh.sync();
+    await fh.close();
+    closed = true;
+    await rename(partial, path);
+  } catch (e) {
+    if (!closed) await fh.close();
+    if (e instanceof RootforgeError) throw e;
+    return fail('CACHE_IO', what, errnoOf(e), partial, e);
+  }
+}
+
+/** Errors from the body's source are transfer failures (resumable), whatever their type. */
+async function* asNetworkErrors(body: AsyncIterable<Buffer>, what: string, digest: string): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of body) yield chunk;
+  } catch (e) {
+    if (e instanceof RootforgeError) throw e;
+    fail('OCI_NETWORK', what, errnoOf(e), digest, e);
+  }
+}
+
+async function open_(partial: string): Promise<FileHandle> {
+  // 'a+' would ignore write positions on Linux; 'r+' needs the file to exist.
+  try {
+    return await open(partial, 'r+');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    return await open(partial, 'w+', 0o644);
+  }
+}
+
+async function writeAll(fh: FileHandle, chunk: Buffer, position: number): Promise<void> {
+  let off = 0;
+  while (off < chunk.length) {
+    const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, position + off);
+    off += bytesWritten;
+  }
+}
+
+async function discardPartial(fh: FileHandle, partial: string, what: string): Promise<void> {
+  await fh.close();
+  await unlinkIfPresent(partial, what);
+}
+
+async function hashFile(path: string, length: number): Promise<Hash> {
+  const hash = createHash('sha256');
+  if (length === 0) return hash;
+  for await (const chunk of createReadStream(path, { start: 0, end: length - 1, highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return hash;
+}
+
+function hexOf(digest: string): string {
+  return parseDigest(digest, 'use blob digest').hex;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: alive but someone else's.
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+async function statOrUndefined(path: string, what: string): Promise<{ size: number; mtime: Date } | undefined> {
+  try {
+    return await stat(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    return fail('CACHE_IO', what, errnoOf(e), path, e);
+  }
+}
+
+async function unlinkIfPresent(path: string, what: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') fail('CACHE_IO', what, errnoOf(e), path, e);
+  }
+}
+
+function errnoOf(e: unknown): string {
+  return (e as NodeJS.ErrnoException).code ?? (e as Error).message ?? String(e);
+}

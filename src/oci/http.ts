@@ -1,0 +1,217 @@
+/**
+ * The HTTP layer under the registry client, on node:http/node:https rather than global fetch:
+ * we need `rejectUnauthorized: false` for --tls-verify=false, bodies streamed to disk, Range
+ * requests, and redirects we follow ourselves so Authorization never reaches another host
+ * (registries redirect blob GETs to object storage that rejects or logs foreign credentials).
+ *
+ * Plain HTTP is only for loopback hosts (Docker's convention); a redirect from HTTPS to plain
+ * HTTP elsewhere is refused. Transport failures become OCI_NETWORK, including those that happen
+ * while a body is being read, so callers can retry or resume.
+ */
+import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { isIP } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fail, isRootforgeError, RootforgeError } from '../errors.js';
+
+export interface HttpClientOptions {
+  /** Verify TLS certificates. Default true. */
+  tlsVerify?: boolean;
+  /** Socket idle timeout (connecting, waiting for headers, between body chunks), ms. Default 30 s. */
+  timeoutMs?: number;
+  /** Redirects followed per request. Default 5. */
+  maxRedirects?: number;
+  /** Sent as User-Agent. */
+  userAgent?: string;
+}
+
+export interface HttpRequest {
+  url: URL;
+  method?: 'GET' | 'HEAD';
+  headers?: Record<string, string>;
+  /** The Authorization header, sent to `url`'s origin only, never after a redirect elsewhere. */
+  authorization?: string;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** The URL that answered, after redirects. */
+  url: URL;
+  /** The body; transport errors while reading surface as OCI_NETWORK. Read it or discard() it. */
+  body: AsyncIterable<Buffer>;
+  /** Reads the whole body, failing with `code` when it exceeds `maxBytes`. */
+  read(maxBytes: number): Promise<Buffer>;
+  /** Drops the body and its connection. */
+  discard(): void;
+}
+
+export interface RetryPolicy {
+  /** Attempts in all, the first included. Default 3. */
+  attempts?: number;
+  /** Delay before the second attempt, doubled after each, ms. Default 250. */
+  backoffMs?: number;
+}
+
+/** Errors worth another attempt: the network, not the peer's certificate. */
+const RETRIABLE_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'ECONNABORTED']);
+const CERT_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/;
+/** Statuses that say "try again later" rather than "no". */
+export const RETRIABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+
+export class HttpClient {
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: https.Agent;
+  private readonly timeoutMs: number;
+  private readonly maxRedirects: number;
+  private readonly userAgent: string;
+
+  constructor(options: HttpClientOptions = {}) {
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.maxRedirects = options.maxRedirects ?? 5;
+    this.userAgent = options.userAgent ?? 'rootforge';
+    this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: options.tlsVerify ?? true });
+  }
+
+  /** Closes idle kept-alive connections. */
+  close(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+
+  /** One request, following redirects. Any HTTP status resolves; transport failures throw OCI_NETWORK. */
+  async request(req: HttpRequest): Promise<HttpResponse> {
+    const origin = req.url.origin;
+    let url = req.url;
+    for (let hop = 0; ; hop++) {
+      checkScheme(url);
+      const headers: Record<string, string> = { 'user-agent': this.userAgent, ...req.headers };
+      if (req.authorization !== undefined && url.origin === origin) headers['authorization'] = req.authorization;
+      const res = await this.once(url, req.method ?? 'GET', headers);
+      const status = res.statusCode ?? 0;
+      const location = res.headers.location;
+      if (![301, 302, 303, 307, 308].includes(status) || location === undefined) return wrap(res, url);
+      res.resume();
+      if (hop >= this.maxRedirects) fail('OCI_REGISTRY_ERROR', `get ${redact(req.url)}`, `more than ${this.maxRedirects} redirects`, redact(url));
+      url = new URL(location, url);
+    }
+  }
+
+  /** request() with retries of transport failures and "try later" statuses, for idempotent GETs. */
+  async requestWithRetry(req: HttpRequest, policy: RetryPolicy = {}): Promise<HttpResponse> {
+    const attempts = policy.attempts ?? 3;
+    const backoffMs = policy.backoffMs ?? 250;
+    for (let attempt = 1; ; attempt++) {
+      let res: HttpResponse;
+      try {
+        res = await this.request(req);
+      } catch (e) {
+        if (attempt >= attempts || !isRetriable(e)) throw e;
+        await sleep(backoffMs * 2 ** (attempt - 1));
+        continue;
+      }
+      if (!RETRIABLE_STATUS.has(res.status) || attempt >= attempts) return res;
+      res.discard();
+      await sleep(retryAfterMs(res.headers) ?? backoffMs * 2 ** (attempt - 1));
+    }
+  }
+
+  private once(url: URL, method: string, headers: Record<string, string>): Promise<IncomingMessage> {
+    const secure = url.protocol === 'https:';
+    const options: https.RequestOptions = { method, headers, agent: secure ? this.httpsAgent : this.httpAgent, timeout: this.timeoutMs };
+    return new Promise((resolve, reject) => {
+      const req = (secure ? https : http).request(url, options, resolve);
+      req.on('timeout', () => {
+        const e = Object.assign(new Error(`no data for ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' });
+        req.destroy(e);
+      });
+      req.on('error', (e) => reject(networkError(`${method} ${redact(url)}`, e)));
+      req.end();
+    });
+  }
+}
+
+/** True for loopback names and addresses, the only hosts plain HTTP is used for. */
+export function isLoopback(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  return h === '::1' || h === '0:0:0:0:0:0:0:1';
+}
+
+/** A TLS certificate that did not verify (as opposed to a connection or protocol failure). */
+export function isCertificateError(e: unknown): boolean {
+  const code = ((e as { cause?: NodeJS.ErrnoException }).cause?.code) ?? '';
+  return CERT_ERROR.test(code);
+}
+
+export function isRetriable(e: unknown): boolean {
+  if (!isRootforgeError(e, 'OCI_NETWORK')) return false;
+  const code = (e.cause as NodeJS.ErrnoException | undefined)?.code;
+  return code === undefined || RETRIABLE_ERRNO.has(code);
+}
+
+/** A URL for messages: no credentials or query (signed storage URLs carry secrets there). */
+export function redact(url: URL): string {
+  return `${url.protocol}//${url.host}${url.pathname}`;
+}
+
+function checkScheme(url: URL): void {
+  if (url.protocol === 'https:') return;
+  if (url.protocol === 'http:' && isLoopback(url.hostname)) return;
+  fail('OCI_REGISTRY_ERROR', 'follow registry URL', 'plain HTTP is only used for loopback hosts; other hosts must use HTTPS', redact(url));
+}
+
+function wrap(res: IncomingMessage, url: URL): HttpResponse {
+  const what = `read ${redact(url)}`;
+  async function* body(): AsyncGenerator<Buffer> {
+    try {
+      for await (const chunk of res) yield chunk as Buffer;
+    } catch (e) {
+      throw networkError(what, e);
+    } finally {
+      // Stopped early (an error downstream): the rest of the body is not wanted, free the socket.
+      if (!res.complete) res.destroy();
+    }
+  }
+  return {
+    status: res.statusCode ?? 0,
+    headers: res.headers,
+    url,
+    body: body(),
+    async read(maxBytes: number): Promise<Buffer> {
+      const chunks: Buffer[] = [];
+      let n = 0;
+      for await (const chunk of body()) {
+        n += chunk.length;
+        if (n > maxBytes) {
+          res.destroy();
+          fail('OCI_REGISTRY_ERROR', what, `response larger than ${maxBytes} bytes`, redact(url));
+        }
+        chunks.push(chunk);
+      }
+      return Buffer.concat(chunks);
+    },
+    discard(): void {
+      if (!res.complete) res.destroy();
+      else res.resume();
+    },
+  };
+}
+
+function networkError(what: string, e: unknown): RootforgeError {
+  if (e instanceof RootforgeError) return e;
+  const err = e as NodeJS.ErrnoException;
+  const code = err.code ?? '';
+  let reason = code !== '' ? `${code} ${err.message}` : err.message;
+  if (CERT_ERROR.test(code)) reason += '; use --tls-verify=false to accept this certificate';
+  return new RootforgeError('OCI_NETWORK', `Cannot ${what}: ${reason}`, { cause: e });
+}
+
+function retryAfterMs(headers: IncomingHttpHeaders): number | undefined {
+  const v = headers['retry-after'];
+  if (v === undefined || !/^\d+$/.test(v)) return undefined;
+  // Bounded: a registry asking for minutes is better answered by failing now.
+  return Math.min(Number(v) * 1000, 10_000);
+}

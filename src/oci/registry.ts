@@ -1,0 +1,209 @@
+/**
+ * docker://HOST/REPO[:TAG|@DIGEST] — pulling an image from a registry into the blob cache and
+ * describing it as a ResolvedImage whose layers are files in the cache.
+ *
+ *   tag ──GET manifests/<tag>──▶ index? ──select platform──▶ GET manifests/<digest> ──▶ manifest
+ *   manifest ──▶ config + layers ──BlobStore.fetch (3 at a time, resumable, verified)──▶ cache
+ *
+ * Manifests are stored in the cache by digest too, so a by-digest pull whose blobs are all
+ * cached needs no network; a by-tag pull always asks the registry (tags move).
+ */
+import { join } from 'node:path';
+import { fail, RootforgeError } from '../errors.js';
+import { type Credentials } from './auth.js';
+import { BlobStore } from './blobstore.js';
+import { readVerified } from './digest.js';
+import { checkLayerMediaType, fileLayer } from './layer.js';
+import { formatPlatform, hostPlatform, isIndex, parseConfig, parseIndex, parseJson, parseManifest, selectPlatform } from './manifest.js';
+import { formatReference, type RegistryRef } from './reference.js';
+import { RegistryClient } from './registry-client.js';
+import { MEDIA, type Descriptor, type ImageManifest, type Platform, type ResolvedImage } from './types.js';
+
+export { RegistryClient, MANIFEST_ACCEPT, type BlobStream, type FetchedManifest, type RegistryClientOptions } from './registry-client.js';
+export { parseDockerReference, formatReference, type RegistryRef } from './reference.js';
+export { parseCreds, type Credentials } from './auth.js';
+
+export interface PullProgress {
+  /** Bytes of blobs downloaded by this pull so far. */
+  done: number;
+  /** Bytes this pull has to download (blobs not already cached); undefined until known. */
+  total: number | undefined;
+}
+
+export interface PullOptions {
+  /** The cache directory; blobs go to `<cacheDir>/blobs`. */
+  cacheDir: string;
+  /** Explicit credentials (--creds); otherwise the Docker config is consulted. */
+  creds?: Credentials;
+  /** Verify TLS certificates. Default true. */
+  tlsVerify?: boolean;
+  /** Platform to select from a multi-platform index. Default: this host's (linux/<arch>). */
+  platform?: Platform;
+  /** Directory holding config.json. Default $DOCKER_CONFIG, else ~/.docker. */
+  dockerConfigDir?: string;
+  onProgress?: (p: PullProgress) => void;
+  /** Blobs downloaded at once. Default 3. */
+  concurrency?: number;
+  /** Socket idle timeout, ms. Default 30 s. */
+  timeoutMs?: number;
+  /** Delay before the first retry of a failed request, ms (doubled each time). Default 250. */
+  backoffMs?: number;
+}
+
+export interface PullResult extends ResolvedImage {
+  fromCache: { blobsFetched: number; blobsCached: number };
+}
+
+const CONFIG_TYPES = new Set<string>([MEDIA.ociConfig, MEDIA.dockerConfig]);
+const MANIFEST_TYPES = new Set<string>([MEDIA.ociManifest, MEDIA.dockerManifest]);
+const INDEX_TYPES = new Set<string>([MEDIA.ociIndex, MEDIA.dockerList]);
+
+export async function pullImage(ref: RegistryRef, opts: PullOptions): Promise<PullResult> {
+  const concurrency = opts.concurrency ?? 3;
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1) fail('OPTION_INVALID', 'pull image', 'concurrency must be a positive integer', concurrency);
+  if (opts.cacheDir === '') fail('OPTION_INVALID', 'pull image', 'no cache directory', opts.cacheDir);
+  const source = `docker://${formatReference(ref)}`;
+  const store = new BlobStore(join(opts.cacheDir, 'blobs'));
+  const client = new RegistryClient(ref.registry, {
+    ...(opts.creds !== undefined ? { creds: opts.creds } : {}),
+    ...(opts.dockerConfigDir !== undefined ? { dockerConfigDir: opts.dockerConfigDir } : {}),
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+    ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
+    tlsVerify: opts.tlsVerify ?? true,
+  });
+  try {
+    const platform = opts.platform ?? hostPlatform();
+    const { digest: manifestDigest, manifest, fromIndex } = await resolveManifest(client, store, ref, platform, source);
+    if (!CONFIG_TYPES.has(manifest.config.mediaType)) {
+      fail('OCI_UNSUPPORTED_MEDIA_TYPE', `pull ${source}`, 'not a container image: unknown config media type', manifest.config.mediaType);
+    }
+    for (const layer of manifest.layers) checkLayerMediaType(layer);
+
+    const counts = await fetchBlobs(client, store, ref.repository, [manifest.config, ...manifest.layers], concurrency, opts);
+    const config = parseConfig(
+      await readVerified(store.path(manifest.config.digest), manifest.config.digest, `read config of ${source}`),
+      `config ${manifest.config.digest}`,
+    );
+    // A single-platform image is taken as it is unless a platform was asked for explicitly.
+    if (opts.platform !== undefined && !fromIndex && !configMatches(config, opts.platform)) {
+      fail('OCI_NO_PLATFORM', `pull ${source}`, `the image is for ${config.os ?? '?'}/${config.architecture ?? '?'}, not the requested platform`, formatPlatform(opts.platform));
+    }
+    return {
+      source,
+      manifestDigest,
+      manifest,
+      config,
+      layers: manifest.layers.map((d) => fileLayer(d, store.path(d.digest))),
+      fromCache: counts,
+    };
+  } finally {
+    client.close();
+  }
+}
+
+/** Follows the reference (through an index, if it names one) to the platform's manifest. */
+async function resolveManifest(
+  client: RegistryClient,
+  store: BlobStore,
+  ref: RegistryRef,
+  platform: Platform,
+  source: string,
+): Promise<{ digest: string; manifest: ImageManifest; fromIndex: boolean }> {
+  let reference = ref.digest ?? ref.tag ?? 'latest';
+  let fromIndex = false;
+  // An index pointing at an index is allowed by the spec; two levels is already unusual.
+  for (let depth = 0; depth < 3; depth++) {
+    const { digest, mediaType, bytes } = await manifestBytes(client, store, ref.repository, reference);
+    const what = `manifest ${digest} of ${source}`;
+    const doc = parseJson(bytes, what);
+    if (isIndex(mediaType || undefined, doc)) {
+      const chosen: Descriptor = selectPlatform(parseIndex(bytes, what), platform, source);
+      if (!MANIFEST_TYPES.has(chosen.mediaType) && !INDEX_TYPES.has(chosen.mediaType)) {
+        fail('OCI_UNSUPPORTED_MEDIA_TYPE', `pull ${source}`, `the ${formatPlatform(platform)} entry is not an image manifest`, chosen.mediaType);
+      }
+      reference = chosen.digest;
+      fromIndex = true;
+      continue;
+    }
+    if (mediaType !== '' && !MANIFEST_TYPES.has(mediaType)) fail('OCI_UNSUPPORTED_MEDIA_TYPE', `pull ${source}`, 'not an image manifest', mediaType);
+    return { digest, manifest: parseManifest(bytes, what), fromIndex };
+  }
+  return fail('OCI_BAD_MANIFEST', `pull ${source}`, 'indexes nested too deep', reference);
+}
+
+/** A manifest by tag from the registry, or by digest from the cache when it is there. */
+async function manifestBytes(client: RegistryClient, store: BlobStore, repo: string, reference: string): Promise<{ digest: string; mediaType: string; bytes: Buffer }> {
+  if (reference.startsWith('sha256:') && (await store.has(reference))) {
+    const bytes = await readVerified(store.path(reference), reference, `read cached manifest ${reference}`);
+    return { digest: reference, mediaType: declaredMediaType(bytes), bytes };
+  }
+  const m = await client.getManifest(repo, reference);
+  await store.put(m.digest, m.bytes);
+  return m;
+}
+
+function declaredMediaType(bytes: Buffer): string {
+  const doc = parseJson(bytes, 'cached manifest') as { mediaType?: unknown };
+  return typeof doc === 'object' && doc !== null && typeof doc.mediaType === 'string' ? doc.mediaType : '';
+}
+
+/**
+ * Fetches every blob not yet in the store, `concurrency` at a time. After a failure no new
+ * downloads start, those running finish (their bytes are kept for the next run either way),
+ * and the first error is thrown.
+ */
+async function fetchBlobs(
+  client: RegistryClient,
+  store: BlobStore,
+  repo: string,
+  descriptors: Descriptor[],
+  concurrency: number,
+  opts: PullOptions,
+): Promise<{ blobsFetched: number; blobsCached: number }> {
+  const unique = [...new Map(descriptors.map((d) => [d.digest, d])).values()];
+  const missing: Descriptor[] = [];
+  for (const d of unique) if (!(await store.has(d.digest))) missing.push(d);
+  let blobsCached = unique.length - missing.length;
+  let blobsFetched = 0;
+
+  const total = missing.reduce((n, d) => n + d.size, 0);
+  const progress = new Map<string, number>();
+  let done = 0;
+  const report = (digest: string, bytes: number): void => {
+    done += bytes - (progress.get(digest) ?? 0);
+    progress.set(digest, bytes);
+    opts.onProgress?.({ done, total });
+  };
+  opts.onProgress?.({ done, total });
+
+  const errors: unknown[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (errors.length === 0 && next < missing.length) {
+      const d = missing[next++]!;
+      try {
+        const r = await store.fetch(d.digest, d.size, (offset) => client.blobStream(repo, d.digest, offset), {
+          onProgress: (bytes) => report(d.digest, bytes),
+          ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
+        });
+        report(d.digest, d.size);
+        if (r.fetched) blobsFetched++;
+        else blobsCached++;
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, missing.length) }, worker));
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) {
+    const first = errors[0];
+    if (!(first instanceof RootforgeError)) throw new AggregateError(errors, `Cannot pull blobs: ${errors.length} failed`);
+    throw new RootforgeError(first.code, `${first.message} (and ${errors.length - 1} more blob(s) failed)`, { cause: new AggregateError(errors) });
+  }
+  return { blobsFetched, blobsCached };
+}
+
+function configMatches(config: { os?: string; architecture?: string }, want: Platform): boolean {
+  return (config.os === undefined || config.os === want.os) && (config.architecture === undefined || config.architecture === want.architecture);
+}
