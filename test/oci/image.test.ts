@@ -16,6 +16,7 @@ import { assertFsckClean, assertSameTree, canMount, fsManifest, mountManifest, r
 import { buildComplexImage, haveTools, HIDDEN_MARKER, recompressLayout, sh, umociUnpack } from '../helpers/oci-fixtures.js';
 import { skipOrFail } from '../helpers/fixtures.js';
 import { rootforge } from '../helpers/cli.js';
+import { pushImage, registryToolsMissing, startRegistry } from '../helpers/registry.js';
 
 const work = mkdtempSync(join(tmpdir(), 'rf-oci-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
@@ -195,4 +196,47 @@ test('finished images are cached by manifest digest and options; a moved tag reb
   assert.doesNotMatch(cli.stderr, /cache hit/);
   const cli2 = rootforge(['convert', `oci:${moving}:current`, '-o', join(work, 'c6.img'), '--cache-dir', cacheDir]);
   assert.match(cli2.stderr, /cache hit/);
+});
+
+test('docker://: a real registry with basic auth; moved tags rebuild, unchanged ones hit the cache', async (t) => {
+  const why = fixture() ?? registryToolsMissing() ?? null;
+  if (why) return skipOrFail(t, why);
+  const registry = await startRegistry(t, { auth: { htpasswd: [{ user: 'alice', password: 's3cret' }] } });
+  const cacheDir = join(work, 'cache-registry');
+  pushImage(layout, 'v3', `${registry.host}/complex:v3`, { creds: 'alice:s3cret' });
+  const img = join(work, 'registry.img');
+  const res = await convert(`docker://${registry.host}/complex:v3`, img, { cacheDir, creds: { username: 'alice', password: 's3cret' } });
+  assert.equal(res.cacheHit, false);
+  assert.equal(res.image?.source, `docker://${registry.host}/complex:v3`);
+  await checkImage(img, 'v3');
+  // wrong credentials: typed error, nothing written
+  await assert.rejects(
+    convert(`docker://${registry.host}/complex:v3`, join(work, 'denied.img'), { cacheDir, creds: { username: 'alice', password: 'nope' } }),
+    (e) => isRootforgeError(e) && e.code === 'OCI_AUTH_FAILED',
+  );
+  assert.equal(existsSync(join(work, 'denied.img')), false);
+  // the CLI, credentials from a Docker config file
+  const dockerConfig = join(work, 'docker-config');
+  mkdirSync(dockerConfig, { recursive: true });
+  writeFileSync(join(dockerConfig, 'config.json'), JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from('alice:s3cret').toString('base64') } } }));
+  pushImage(layout, 'v2', `${registry.host}/complex:current`, { creds: 'alice:s3cret' });
+  const env = { DOCKER_CONFIG: dockerConfig };
+  const first = rootforge(['convert', `docker://${registry.host}/complex:current`, '-o', join(work, 'cur1.img'), '--cache-dir', cacheDir, '--json'], env);
+  assert.equal(first.code, 0, first.stderr);
+  const j1 = JSON.parse(first.stdout.toString()) as { cacheHit: boolean; image: { manifestDigest: string } };
+  assert.equal(j1.cacheHit, false);
+  const second = rootforge(['convert', `docker://${registry.host}/complex:current`, '-o', join(work, 'cur2.img'), '--cache-dir', cacheDir, '--json'], env);
+  assert.equal((JSON.parse(second.stdout.toString()) as { cacheHit: boolean }).cacheHit, true, 'unchanged tag: a cache hit');
+  pushImage(layout, 'v3', `${registry.host}/complex:current`, { creds: 'alice:s3cret' }); // the tag moves
+  const third = rootforge(['convert', `docker://${registry.host}/complex:current`, '-o', join(work, 'cur3.img'), '--cache-dir', cacheDir, '--json'], env);
+  const j3 = JSON.parse(third.stdout.toString()) as { cacheHit: boolean; image: { manifestDigest: string } };
+  assert.equal(j3.cacheHit, false, 'moved tag: rebuilt');
+  assert.notEqual(j3.image.manifestDigest, j1.image.manifestDigest);
+  await checkImage(join(work, 'cur3.img'), 'v3');
+  // pull fills the blob cache only
+  const pull = rootforge(['pull', `docker://${registry.host}/complex:v3`, '--cache-dir', join(work, 'cache-pull'), '--json'], env);
+  assert.equal(pull.code, 0, pull.stderr);
+  const p = JSON.parse(pull.stdout.toString()) as { layers: number; blobsFetched: number };
+  assert.equal(p.layers, 3);
+  assert.ok(p.blobsFetched >= 3, 'manifest/config/layers fetched');
 });
