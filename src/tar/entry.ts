@@ -83,6 +83,7 @@ export function planEntry(raw: RawHeader, ext: Extensions | undefined, pax: PaxA
     sparse: undefined,
     bodySize: 0,
     offset: 0,
+    headerOffset: 0,
   };
 
   const plan: EntryPlan = { header, stored, mapInBody: false, linkBody: 'none' };

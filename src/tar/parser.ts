@@ -345,6 +345,7 @@ export class TarParser {
     const ext = this.ext;
     this.ext = undefined;
     const plan = planEntry(raw, ext, mergePax(this.global, ext?.pax), sparse, at, this.ctx);
+    plan.header.headerOffset = ext?.at ?? at;
     this.plan = plan;
     this.planAt = at;
     if (plan.mapInBody) {

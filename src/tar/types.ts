@@ -55,6 +55,11 @@ export interface TarHeader {
   bodySize: number;
   /** Offset of the first body byte in the decompressed archive stream. */
   offset: number;
+  /**
+   * Offset of the entry's first header block (its PAX / GNU long-name headers included): the
+   * entry's raw bytes are [headerOffset, offset + stored body + padding).
+   */
+  headerOffset: number;
 }
 
 /** Receives a parse as it happens. Every callback is synchronous. */
