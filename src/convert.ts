@@ -100,15 +100,18 @@ export async function convert(source: string | SourceSpec, output: string, optio
     return { ...summary, output, source: src, warnings };
   }
   // Image sources: resolve first (a registry tag becomes a manifest digest), then use the cache.
+  const resolveStarted = performance.now();
   const image = await resolveImage(src, options);
+  const resolveMs = Math.round(performance.now() - resolveStarted);
   const cache = options.cache === false ? null : new ImageCache(options.cacheDir ?? defaultCacheDir());
   const key = cache ? ImageCache.key(version(), image.source, image.manifestDigest, cacheOptions(options)) : '';
   const cached = cache ? await cache.lookup(key) : null;
   if (cached) {
     await writeAtomically(output, async (_fh, tmp) => copyFile(cached.path, tmp));
-    return { ...cached.summary, timings: {}, image: imageJson(image), cacheHit: true, output, source: src, warnings };
+    return { ...cached.summary, timings: { 'resolve image (download)': resolveMs }, image: imageJson(image), cacheHit: true, output, source: src, warnings };
   }
-  const summary = await writeAtomically(output, (fh) => build(fh, src, image, options, onWarning));
+  const built = await writeAtomically(output, (fh) => build(fh, src, image, options, onWarning));
+  const summary = { ...built, timings: { 'resolve image (download)': resolveMs, ...built.timings } };
   if (cache) {
     const { image: _image, ...plain } = summary;
     await cache.store(key, output, { source: image.source, manifestDigest: image.manifestDigest, sizeBytes: summary.sizeBytes, toolVersion: version(), summary: plain });
