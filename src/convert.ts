@@ -164,11 +164,13 @@ function cacheOptions(o: ConvertOptions): Record<string, unknown> {
 /** Resolves an image source to its manifest, config and layers. */
 export async function resolveImage(src: Extract<SourceSpec, { kind: 'oci' | 'docker-archive' | 'docker' }>, options: ConvertOptions): Promise<ResolvedImage> {
   const platform = options.platform ?? hostPlatform();
-  if (src.kind === 'oci') return resolveOciLayout(src.path, src.ref, platform);
-  if (src.kind === 'docker-archive') return resolveDockerArchive(src.path, src.ref, platform);
+  const explicit = options.platform !== undefined;
+  if (src.kind === 'oci') return resolveOciLayout(src.path, src.ref, platform, explicit);
+  if (src.kind === 'docker-archive') return resolveDockerArchive(src.path, src.ref, platform, explicit);
   return pullImage(parseDockerReference(src.ref), {
     cacheDir: options.cacheDir ?? defaultCacheDir(),
-    platform,
+    // only an explicit --platform makes a single-platform image of another architecture an error
+    ...(options.platform ? { platform: options.platform } : {}),
     ...(options.creds ? { creds: options.creds } : {}),
     ...(options.tlsVerify !== undefined ? { tlsVerify: options.tlsVerify } : {}),
     ...(options.dockerConfigDir ? { dockerConfigDir: options.dockerConfigDir } : {}),

@@ -22,3 +22,14 @@ export type { Inode, NodeKind, Content, BlockRun } from './tree/types.js';
 export { Ext4Writer, HEADROOM, formatUuid, parseUuid, type Ext4Options, type SizeSpec, type ImageSummary } from './ext4/writer.js';
 export { Ext4Image, type Stat, type DirListing, type FileKind } from './ext4/reader.js';
 export { parseSize, parseBytes } from './util/size.js';
+
+// OCI images and registries
+export { resolveImage } from './convert.js';
+export { LayerMerger } from './oci/merge.js';
+export { resolveOciLayout } from './oci/layout.js';
+export { resolveDockerArchive } from './oci/archive.js';
+export { pullImage, RegistryClient, parseDockerReference, formatReference, parseCreds, type RegistryRef, type Credentials, type PullOptions, type PullResult } from './oci/registry.js';
+export { BlobStore } from './oci/blobstore.js';
+export { ImageCache, defaultCacheDir, type CachedImage } from './oci/cache.js';
+export { imageJson, IMAGE_JSON_PATH, type ImageJson } from './oci/image-json.js';
+export type { ResolvedImage, Layer, Descriptor, ImageManifest, ImageIndex, ImageConfig, Platform } from './oci/types.js';

@@ -17,7 +17,7 @@ import { openArchiveStream } from '../tar/decompress.js';
 import { sha256Digest, verifyDigest } from './digest.js';
 import { checkLayerMediaType } from './layer.js';
 import { parseConfig, parseIndex, parseJson } from './manifest.js';
-import { findInIndex, resolveDescriptor, syntheticDigest, type BlobAccess } from './resolve.js';
+import { checkPlatform, findInIndex, resolveDescriptor, syntheticDigest, type BlobAccess } from './resolve.js';
 import { MEDIA, type Descriptor, type ImageManifest, type Layer, type Platform, type ResolvedImage } from './types.js';
 
 interface Member {
@@ -25,7 +25,7 @@ interface Member {
   size: number;
 }
 
-export async function resolveDockerArchive(path: string, ref: string | undefined, platform: Platform): Promise<ResolvedImage> {
+export async function resolveDockerArchive(path: string, ref: string | undefined, platform: Platform, explicitPlatform = false): Promise<ResolvedImage> {
   const source = `docker-archive:${path}${ref ? `:${ref}` : ''}`;
   const members = await indexTar(path, source);
   const access = archiveBlobs(path, members, source);
@@ -33,10 +33,12 @@ export async function resolveDockerArchive(path: string, ref: string | undefined
     const index = parseIndex(await readMember(path, members, 'index.json', source), `${source} index.json`);
     // Docker's OCI form names images in index.json; "@N" picks by position
     const desc = ref?.startsWith('@') ? pickNth(index.manifests, ref, source) : findInIndex(index, ref, source);
-    return resolveDescriptor(access, desc, platform, source);
+    return resolveDescriptor(access, desc, platform, source, explicitPlatform);
   }
   if (!members.has('manifest.json')) fail('OCI_BAD_LAYOUT', `open ${source}`, 'neither manifest.json nor an OCI layout inside: not a docker save archive', path);
-  return legacyImage(path, members, ref, source);
+  const img = await legacyImage(path, members, ref, source);
+  if (explicitPlatform) checkPlatform(img.config, platform, source, false);
+  return img;
 }
 
 function pickNth<T>(list: T[], ref: string, source: string): T {

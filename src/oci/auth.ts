@@ -194,8 +194,8 @@ export class Authenticator {
   async refusal(): Promise<string> {
     const found = await this.lookup();
     if (found.creds !== undefined) return `credentials for user "${found.creds.username}" were rejected`;
-    if (found.helper !== undefined) return `authentication required; config.json names ${found.helper}, which rootforge does not run: pass --creds USER:PASSWORD`;
-    return 'authentication required (or no such repository) and no credentials are configured: pass --creds USER:PASSWORD or docker login';
+    if (found.helper !== undefined) return `authentication required; config.json names ${found.helper}, which rootforge does not run; pass --creds USER:PASSWORD`;
+    return 'authentication required (or no such repository) and no credentials are configured; pass --creds USER:PASSWORD or docker login';
   }
 
   private lookup(): Promise<FoundCredentials> {
@@ -231,7 +231,7 @@ export class Authenticator {
     const res = await this.http.requestWithRetry({ url, ...(creds !== undefined ? { authorization: basicHeader(creds) } : {}) }, this.retry);
     if (res.status === 401 || res.status === 403) {
       res.discard();
-      fail('OCI_AUTH_FAILED', what, `${await this.refusal()} (token server answered ${res.status})`, redact(url));
+      fail('OCI_AUTH_FAILED', what, `the token server answered ${res.status}: ${await this.refusal()}`, redact(url));
     }
     if (res.status !== 200) {
       const body = await res.read(64 << 10);

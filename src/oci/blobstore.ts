@@ -4,12 +4,15 @@
  *
  *   <root>/sha256/<hex>            a complete blob whose bytes hash to <hex> (only ever renamed in)
  *   <root>/sha256/<hex>.partial    a download in progress or interrupted; resumed from its length
- *   <root>/sha256/<hex>.lock       "<pid> <hostname>\n", created O_EXCL by the one fetching <hex>
+ *   <root>/sha256/<hex>.lock       "<pid> <hostname>\n" of the one fetching <hex>; taken with link(2),
+ *                                  which like O_EXCL fails if it exists, but never shows it half-written
  *   <root>/sha256/.<hex>.<pid>.<n>.tmp   small blobs being written by put()
+ *   <root>/sha256/<hex>.lock.<pid>.<n>   a lock being written, hard-linked to <hex>.lock to take it
+ *   <root>/sha256/<hex>.lock.stale.<pid>.<n>   a stale lock moved aside while being taken over
  *
  * Invariant: a file named <hex> was verified (sha256 and size) before it got that name, so a
- * crash at any point leaves at most a .partial (resumable) and a stale lock (taken over by the
- * next fetcher), never a wrong blob.
+ * crash at any point leaves at most a .partial (resumable), a stale lock (taken over by the
+ * next fetcher) and perhaps a tiny temporary file, never a wrong blob.
  *
  * Locking: the lock holder touches its lock every few seconds. A lock is stale when its pid is
  * gone on this host (kill(pid, 0) → ESRCH) or when it has not been touched for a minute (a pid
@@ -310,7 +313,7 @@ async function downloadOnce(digest: string, size: number, path: string, partial:
   const what = `fetch blob ${digest}`;
   let fh: FileHandle;
   try {
-    fh = await open_(partial);
+    fh = await openPartial(partial);
   } catch (e) {
     return fail('CACHE_IO', what, errnoOf(e), partial, e);
   }
@@ -374,7 +377,7 @@ async function* asNetworkErrors(body: AsyncIterable<Buffer>, what: string, diges
   }
 }
 
-async function open_(partial: string): Promise<FileHandle> {
+async function openPartial(partial: string): Promise<FileHandle> {
   // 'a+' would ignore write positions on Linux; 'r+' needs the file to exist.
   try {
     return await open(partial, 'r+');

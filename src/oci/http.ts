@@ -12,7 +12,7 @@ import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http'
 import https from 'node:https';
 import { isIP } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fail, isRootforgeError, RootforgeError } from '../errors.js';
+import { cannot, fail, isRootforgeError, RootforgeError } from '../errors.js';
 
 export interface HttpClientOptions {
   /** Verify TLS certificates. Default true. */
@@ -126,7 +126,7 @@ export class HttpClient {
         const e = Object.assign(new Error(`no data for ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' });
         req.destroy(e);
       });
-      req.on('error', (e) => reject(networkError(`${method} ${redact(url)}`, e)));
+      req.on('error', (e) => reject(networkError(`reach ${url.host}`, e, url)));
       req.end();
     });
   }
@@ -164,12 +164,12 @@ function checkScheme(url: URL): void {
 }
 
 function wrap(res: IncomingMessage, url: URL): HttpResponse {
-  const what = `read ${redact(url)}`;
+  const what = `download from ${url.host}`;
   async function* body(): AsyncGenerator<Buffer> {
     try {
       for await (const chunk of res) yield chunk as Buffer;
     } catch (e) {
-      throw networkError(what, e);
+      throw networkError(what, e, url);
     } finally {
       // Stopped early (an error downstream): the rest of the body is not wanted, free the socket.
       if (!res.complete) res.destroy();
@@ -200,13 +200,14 @@ function wrap(res: IncomingMessage, url: URL): HttpResponse {
   };
 }
 
-function networkError(what: string, e: unknown): RootforgeError {
+/** "Cannot reach host: connect ECONNREFUSED 127.0.0.1:5000 (GET http://…)". */
+function networkError(what: string, e: unknown, url: URL): RootforgeError {
   if (e instanceof RootforgeError) return e;
   const err = e as NodeJS.ErrnoException;
   const code = err.code ?? '';
-  let reason = code !== '' ? `${code} ${err.message}` : err.message;
+  let reason = code !== '' && !err.message.includes(code) ? `${err.message} [${code}]` : err.message;
   if (CERT_ERROR.test(code)) reason += '; use --tls-verify=false to accept this certificate';
-  return new RootforgeError('OCI_NETWORK', `Cannot ${what}: ${reason}`, { cause: e });
+  return new RootforgeError('OCI_NETWORK', cannot(what, reason, redact(url)), { cause: e });
 }
 
 function retryAfterMs(headers: IncomingHttpHeaders): number | undefined {

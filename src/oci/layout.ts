@@ -11,7 +11,7 @@ import { parseIndex, parseJson } from './manifest.js';
 import { findInIndex, resolveDescriptor, type BlobAccess } from './resolve.js';
 import type { Descriptor, Platform, ResolvedImage } from './types.js';
 
-export async function resolveOciLayout(dir: string, ref: string | undefined, platform: Platform): Promise<ResolvedImage> {
+export async function resolveOciLayout(dir: string, ref: string | undefined, platform: Platform, explicitPlatform = false): Promise<ResolvedImage> {
   const source = `oci:${dir}${ref ? `:${ref}` : ''}`;
   const layoutFile = await readFile(join(dir, 'oci-layout')).catch((e: NodeJS.ErrnoException) =>
     fail(e.code === 'ENOENT' ? 'SOURCE_NOT_FOUND' : 'OCI_BAD_LAYOUT', `open ${source}`, e.code === 'ENOENT' ? 'no oci-layout file: not an OCI image layout' : e.message, dir, e),
@@ -20,7 +20,7 @@ export async function resolveOciLayout(dir: string, ref: string | undefined, pla
   if (version !== '1.0.0') fail('OCI_BAD_LAYOUT', `open ${source}`, 'unsupported imageLayoutVersion', version);
   const index = parseIndex(await readFile(join(dir, 'index.json')), `${dir}/index.json`);
   const desc = findInIndex(index, ref, source);
-  return resolveDescriptor(dirBlobs(dir), desc, platform, source);
+  return resolveDescriptor(dirBlobs(dir), desc, platform, source, explicitPlatform);
 }
 
 /** Blobs as files under `root/blobs/sha256/`. */

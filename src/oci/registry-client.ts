@@ -81,18 +81,18 @@ export class RegistryClient {
    */
   async getManifest(repo: string, reference: string, accept: readonly string[] = MANIFEST_ACCEPT): Promise<FetchedManifest> {
     const name = `${this.registry}/${repo}${reference.startsWith('sha256:') ? '@' : ':'}${reference}`;
-    const what = `get manifest ${name}`;
+    const what = 'get manifest';
     const res = await this.get(repo, `manifests/${reference}`, { accept: accept.join(', ') });
     if (res.status !== 200) return this.failStatus(res, what, name);
     const bytes = await res.read(MANIFEST_MAX);
     const digest = sha256Digest(bytes);
-    if (reference.startsWith('sha256:') && digest !== reference) fail('OCI_DIGEST_MISMATCH', what, `content hashes to ${digest}`, reference);
+    if (reference.startsWith('sha256:') && digest !== reference) fail('OCI_DIGEST_MISMATCH', what, `content hashes to ${digest}`, name);
     const claimed = headerValue(res.headers['docker-content-digest']);
     if (claimed !== undefined && claimed.startsWith('sha256:') && claimed !== digest) {
       fail('OCI_DIGEST_MISMATCH', what, `content hashes to ${digest}, registry says ${claimed}`, name);
     }
     const mediaType = jsonMediaType(bytes) ?? headerValue(res.headers['content-type'])?.split(';')[0]?.trim() ?? '';
-    if (SCHEMA1.test(mediaType)) fail('OCI_UNSUPPORTED_MEDIA_TYPE', what, 'Docker schema 1 manifests are not supported (re-push the image with a current tool)', mediaType);
+    if (SCHEMA1.test(mediaType)) fail('OCI_UNSUPPORTED_MEDIA_TYPE', what, `a Docker schema 1 manifest (${mediaType}) is not supported; re-push the image with a current tool`, name);
     return { digest, mediaType, bytes };
   }
 
@@ -102,7 +102,7 @@ export class RegistryClient {
    */
   async blobStream(repo: string, digest: string, offset = 0): Promise<BlobStream> {
     const name = `${this.registry}/${repo}@${digest}`;
-    const what = `get blob ${name}`;
+    const what = 'get blob';
     const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
     const res = await this.get(repo, `blobs/${digest}`, headers);
     if (res.status === 200) {
@@ -113,7 +113,7 @@ export class RegistryClient {
       const m = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(headerValue(res.headers['content-range']) ?? '');
       if (m === null) {
         res.discard();
-        return fail('OCI_REGISTRY_ERROR', what, 'partial content without a usable Content-Range', headerValue(res.headers['content-range']) ?? 'none');
+        return fail('OCI_REGISTRY_ERROR', what, `partial content without a usable Content-Range (${headerValue(res.headers['content-range']) ?? 'none'})`, name);
       }
       return { body: res.body, offset: Number(m[1]), ...(m[2] !== '*' ? { size: Number(m[2]) } : {}) };
     }
@@ -136,7 +136,7 @@ export class RegistryClient {
     res = await send(await this.auth.authorize(challenges, scope));
     if (res.status === 401) {
       const detail = await errorDetail(res);
-      fail('OCI_AUTH_FAILED', `pull from ${this.registry}`, `${await this.auth.refusal()}${detail !== '' ? `: ${detail}` : ''}`, repo);
+      fail('OCI_AUTH_FAILED', `pull ${this.registry}/${repo}`, `${await this.auth.refusal()}${detail !== '' ? `; the registry said "${detail}"` : ''}`);
     }
     return res;
   }

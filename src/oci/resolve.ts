@@ -5,8 +5,8 @@
  */
 import { fail } from '../errors.js';
 import { sha256Digest } from './digest.js';
-import { isIndex, parseConfig, parseIndex, parseJson, parseManifest, selectPlatform } from './manifest.js';
-import type { Descriptor, ImageIndex, Layer, Platform, ResolvedImage } from './types.js';
+import { formatPlatform, isIndex, parseConfig, parseIndex, parseJson, parseManifest, selectPlatform } from './manifest.js';
+import type { Descriptor, ImageConfig, ImageIndex, Layer, Platform, ResolvedImage } from './types.js';
 
 export interface BlobAccess {
   /** A small blob (index, manifest, config), digest-verified. */
@@ -40,9 +40,13 @@ function stripDockerIo(name: string): string {
   return name.replace(/^docker\.io\//, '').replace(/^library\//, '');
 }
 
-/** Follows `desc` (an index or a manifest) to an image for `platform`. */
-export async function resolveDescriptor(access: BlobAccess, desc: Descriptor, platform: Platform, source: string): Promise<ResolvedImage> {
+/**
+ * Follows `desc` (an index or a manifest) to an image for `platform`. A single-platform image is
+ * taken as it is, unless the platform was asked for explicitly and the image is for another.
+ */
+export async function resolveDescriptor(access: BlobAccess, desc: Descriptor, platform: Platform, source: string, explicitPlatform = false): Promise<ResolvedImage> {
   let d = desc;
+  let fromIndex = false;
   for (let depth = 0; ; depth++) {
     if (depth > 4) fail('OCI_BAD_MANIFEST', `resolve ${source}`, 'indexes nested too deep', desc.digest);
     const bytes = await access.read(d, `manifest ${d.digest}`);
@@ -50,10 +54,12 @@ export async function resolveDescriptor(access: BlobAccess, desc: Descriptor, pl
     if (isIndex(d.mediaType, doc)) {
       const index = parseIndex(bytes, `index ${d.digest}`);
       d = selectPlatform(index, platform, source);
+      fromIndex = true;
       continue;
     }
     const manifest = parseManifest(bytes, `manifest ${d.digest}`);
     const config = parseConfig(await access.read(manifest.config, `config ${manifest.config.digest}`), `config ${manifest.config.digest}`);
+    if (explicitPlatform) checkPlatform(config, platform, source, fromIndex);
     return {
       source,
       manifestDigest: d.digest,
@@ -61,6 +67,14 @@ export async function resolveDescriptor(access: BlobAccess, desc: Descriptor, pl
       config,
       layers: manifest.layers.map((l) => access.layer(l)),
     };
+  }
+}
+
+/** With an explicit --platform, a single-platform image of another architecture is an error. */
+export function checkPlatform(config: ImageConfig, want: Platform, source: string, fromIndex: boolean): void {
+  if (fromIndex || config.architecture === undefined) return;
+  if (config.architecture !== want.architecture || (config.os ?? 'linux') !== want.os) {
+    fail('OCI_NO_PLATFORM', `use ${source}`, `the image is for ${config.os ?? '?'}/${config.architecture}`, formatPlatform(want));
   }
 }
 

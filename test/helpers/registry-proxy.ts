@@ -32,22 +32,35 @@ export interface FaultProxy {
   host: string;
   port: number;
   requests: ProxiedRequest[];
-  /** Decides the fault for the n-th (0-based) GET of each blob path; undefined passes it through. */
-  faults: (path: string, n: number) => BlobFault | undefined;
+  /**
+   * Sets the fault policy: called with each blob GET's path and n, its 0-based count for that
+   * path since this call; undefined passes it through. `inject()` with no argument clears it.
+   */
+  inject(faults?: (path: string, n: number) => BlobFault | undefined): void;
   stop(): Promise<void>;
 }
 
 export async function startFaultProxy(t: AfterHook, upstreamPort: number): Promise<FaultProxy> {
   const requests: ProxiedRequest[] = [];
   const blobGets = new Map<string, number>();
-  const proxy: FaultProxy = { host: '', port: 0, requests, faults: () => undefined, stop: async () => undefined };
+  let faults: (path: string, n: number) => BlobFault | undefined = () => undefined;
+  const proxy: FaultProxy = {
+    host: '',
+    port: 0,
+    requests,
+    inject(f) {
+      faults = f ?? (() => undefined);
+      blobGets.clear();
+    },
+    stop: async () => undefined,
+  };
 
   const server = http.createServer((req, res) => {
     const path = req.url ?? '/';
     const isBlob = req.method === 'GET' && /\/blobs\/sha256:[a-f0-9]{64}$/.test(path);
     const n = isBlob ? (blobGets.get(path) ?? 0) : 0;
     if (isBlob) blobGets.set(path, n + 1);
-    const fault = isBlob ? proxy.faults(path, n) : undefined;
+    const fault = isBlob ? faults(path, n) : undefined;
     const headers = { ...req.headers };
     if (fault?.ignoreRange) delete headers.range;
     const entry: ProxiedRequest = { method: req.method ?? '', path, range: req.headers.range, status: 0, sent: 0, cut: false };

@@ -212,6 +212,29 @@ export function run(cmd: string, args: string[], options: { cwd?: string } = {})
   return r.stdout;
 }
 
+/**
+ * run() without blocking the event loop: needed when the tool talks to a server in this
+ * process (a token server, a fault proxy). Killed after `timeoutMs` (default 60 s).
+ */
+export function runAsync(cmd: string, args: string[], timeoutMs = 60_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    running.add(child);
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      running.delete(child);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${cmd} ${args.join(' ')} failed (${code ?? signal}):\n${err}${out}`));
+    });
+  });
+}
+
 /** File contents per path (relative to the root); a Buffer or a string. */
 export type LayerFiles = Record<string, string | Buffer>;
 
@@ -297,14 +320,32 @@ export function layoutManifest(layout: string, tag: string): { config: { digest:
   return JSON.parse(readFileSync(join(layout, 'blobs', 'sha256', layoutDigest(layout, tag).slice(7)), 'utf8')) as ReturnType<typeof layoutManifest>;
 }
 
-/** skopeo copy oci:LAYOUT:TAG docker://DEST (DEST = "127.0.0.1:PORT/repo:tag"). */
-export function pushImage(layout: string, tag: string, dest: string, options: { creds?: string; all?: boolean; tlsVerify?: boolean } = {}): void {
+export interface PushOptions {
+  /** USER:PASSWORD for the destination. */
+  creds?: string;
+  /** Copy an index with every image in it (skopeo --all). */
+  all?: boolean;
+  /** Default false: test registries are plain HTTP or self-signed. */
+  tlsVerify?: boolean;
+}
+
+/** skopeo copy oci:LAYOUT:TAG docker://DEST (DEST = "127.0.0.1:PORT/repo:tag"). Blocks the event loop. */
+export function pushImage(layout: string, tag: string, dest: string, options: PushOptions = {}): void {
+  run('skopeo', skopeoArgs(layout, tag, dest, options));
+}
+
+/** pushImage() for when the registry's token server or a proxy runs in this process. */
+export async function pushImageAsync(layout: string, tag: string, dest: string, options: PushOptions = {}): Promise<void> {
+  await runAsync('skopeo', skopeoArgs(layout, tag, dest, options));
+}
+
+function skopeoArgs(layout: string, tag: string, dest: string, options: PushOptions): string[] {
   const args = ['copy', '--insecure-policy', '--quiet'];
   if (options.all) args.push('--all');
   args.push(`--dest-tls-verify=${options.tlsVerify ?? false}`);
   if (options.creds) args.push('--dest-creds', options.creds);
   args.push(`oci:${layout}:${tag}`, `docker://${dest}`);
-  run('skopeo', args);
+  return args;
 }
 
 /** A self-signed certificate and key made with the openssl CLI (EC P-256 unless `rsa`). */
