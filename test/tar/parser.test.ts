@@ -436,5 +436,5 @@ test('handler sees entry, data..., entryEnd in order; header fields are complete
   for (const piece of [tar.subarray(0, 513), tar.subarray(513, 514), tar.subarray(514)]) p.write(piece);
   p.end();
   assert.deepEqual(events, ['entry a', 'data x', 'data y', 'data z', 'end', 'entry e', 'end']);
-  assert.deepEqual(Object.keys(seen!).sort(), ['atime', 'bodySize', 'ctime', 'devmajor', 'devminor', 'gid', 'gname', 'linkname', 'mode', 'mtime', 'offset', 'path', 'size', 'sparse', 'type', 'uid', 'uname', 'xattrs'].sort());
+  assert.deepEqual(Object.keys(seen!).sort(), ['atime', 'bodySize', 'ctime', 'devmajor', 'devminor', 'gid', 'gname', 'headerOffset', 'linkname', 'mode', 'mtime', 'offset', 'path', 'size', 'sparse', 'type', 'uid', 'uname', 'xattrs'].sort());
 });
