@@ -132,12 +132,7 @@ async function build(
   const tree = new FsTree({ defaultTime, onRelease: (c) => writer.release(c), onWarning });
   const ctx: IngestContext = { tree, writer, owner: options.owner, defaultTime, onProgress: options.onProgress, onWarning };
   const started = performance.now();
-  if (src.kind === 'tar') await ingestTar(src.path, ctx);
-  else if (src.kind === 'dir') await ingestDir(src.path, ctx);
-  else if (image) {
-    await new LayerMerger(ctx).apply(image.layers);
-    addImageJson(tree, image, defaultTime);
-  }
+  await ingestSource(src, image, ctx);
   const ingestMs = Math.round(performance.now() - started);
   const summary = await writer.finish(tree);
   return {
@@ -145,6 +140,16 @@ async function build(
     ...(image ? { image: imageJson(image) } : {}),
     timings: { 'read source, stream data': ingestMs, ...summary.timings },
   };
+}
+
+/** Reads a source (an image already resolved) into ctx.tree, streaming file data to the image. */
+export async function ingestSource(src: SourceSpec, image: ResolvedImage | null, ctx: IngestContext): Promise<void> {
+  if (src.kind === 'tar') await ingestTar(src.path, ctx);
+  else if (src.kind === 'dir') await ingestDir(src.path, ctx);
+  else if (image) {
+    await new LayerMerger(ctx).apply(image.layers);
+    addImageJson(ctx.tree, image, ctx.defaultTime);
+  } else throw new Error('internal: image source without a resolved image');
 }
 
 /** Every option that changes an image's bytes: part of the image cache key. */
@@ -155,6 +160,7 @@ function cacheOptions(o: ConvertOptions): Record<string, unknown> {
     label: o.label ?? '',
     uuid: o.uuid?.toString('hex') ?? null,
     journalBlocks: o.journalBlocks ?? null,
+    journal: o.journal ?? true,
     timestamp: o.timestamp ?? 0,
     owner: o.owner ?? null,
   };

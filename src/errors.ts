@@ -45,6 +45,10 @@ export type ErrorCode =
   | 'OCI_LAYER_INVALID'
   | 'CACHE_LOCKED'
   | 'CACHE_IO'
+  // build specs and provisioning
+  | 'SPEC_INVALID'
+  | 'SPEC_NOT_FOUND'
+  | 'PROVISION_FAILED'
   // sources, options and I/O
   | 'SOURCE_BAD_SPEC'
   | 'SOURCE_NOT_FOUND'
@@ -52,7 +56,10 @@ export type ErrorCode =
   | 'OPTION_INVALID'
   | 'OUTPUT_EXISTS'
   | 'OUTPUT_FAILED'
-  | 'IO_FAILED';
+  | 'IO_FAILED'
+  // verify (static checks of an image)
+  | 'VERIFY_BAD_ELF'
+  | 'VERIFY_BAD_CONFIG';
 
 export class RootforgeError extends Error {
   readonly code: ErrorCode;

@@ -33,3 +33,9 @@ export { BlobStore } from './oci/blobstore.js';
 export { ImageCache, defaultCacheDir, type CachedImage } from './oci/cache.js';
 export { imageJson, IMAGE_JSON_PATH, type ImageJson } from './oci/image-json.js';
 export type { ResolvedImage, Layer, Descriptor, ImageManifest, ImageIndex, ImageConfig, Platform } from './oci/types.js';
+
+// build specs, provisioning
+export { buildImage, type BuildOptions, type BuildResult } from './build.js';
+export { RootfsBuilder } from './builder.js';
+export { loadSpec, resolveSpec, specSchema, type ResolvedSpec } from './spec/load.js';
+export type { BuildSpec, InitMode, MountSpec, StripItem, UserSpec } from './spec/types.js';

@@ -7,6 +7,7 @@ import { version } from '../version.js';
 import { isRootforgeError } from '../errors.js';
 import { removeActiveTempFiles } from '../util/atomic.js';
 import { UsageError } from './args.js';
+import { buildCommand } from './build.js';
 import { catCommand } from './cat.js';
 import { cacheCommand } from './cache.js';
 import { pullCommand } from './pull.js';
@@ -20,6 +21,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   ls: lsCommand,
   cat: catCommand,
   pull: pullCommand,
+  build: buildCommand,
   cache: cacheCommand,
 };
 
@@ -28,6 +30,7 @@ export const USAGE = `rootforge — reproducible ext4 root filesystems for micro
 Usage: rootforge <command> [options]
 
 Commands:
+  build [SPEC] [-o <image>]     build a sandbox image from a spec (rootforge.yaml)
   convert <source> -o <image>   build an ext4 image from a tar archive, a directory, an OCI
                                 layout, a docker-archive or a registry image
   pull <ref>                    download a registry image into the blob cache

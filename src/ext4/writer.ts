@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { fail, printable, RootforgeError } from '../errors.js';
 import { formatBytes } from '../util/size.js';
@@ -123,6 +124,8 @@ export interface Ext4Options {
   uuid?: Buffer;
   /** Journal size in 4 KiB blocks (≥ 1024). Default: defaultJournalBlocks(). */
   journalBlocks?: number;
+  /** A writable image without a journal (saves ≥ 4 MiB on tiny images). Default true. */
+  journal?: boolean;
   /** Seconds since the epoch stamped on the superblock (mkfs/write time) and on lost+found. Default 0. */
   timestamp?: number;
 }
@@ -198,6 +201,7 @@ export class Ext4Writer {
       label: options.label ?? '',
       uuid: options.uuid,
       journalBlocks: options.journalBlocks,
+      journal: options.journal ?? true,
       timestamp: options.timestamp ?? 0,
     };
     validateOptions(this.opts);
@@ -211,6 +215,28 @@ export class Ext4Writer {
   release(content: Content): void {
     if (content.kind !== 'placed') return;
     for (const r of content.runs) this.alloc.release({ start: r.physical, length: r.length });
+  }
+
+  /**
+   * Reads back a file's bytes (provisioning edits a base's /etc/passwd, say). Placed content is
+   * read from the image being written, after the data written so far reaches it.
+   */
+  async readContent(content: Content | null, size: number, maxBytes = 1 << 20): Promise<Buffer> {
+    if (size > maxBytes) fail('PROVISION_FAILED', 'read file back', `larger than ${maxBytes} bytes`, size);
+    if (!content) return Buffer.alloc(0);
+    if (content.kind === 'bytes') return content.data;
+    if (content.kind === 'hostfile') return readFile(content.path);
+    if (content.kind === 'deferred') throw new Error('internal: deferred content read before it is filled in');
+    await this.data.flush();
+    const out = Buffer.alloc(size);
+    for (const r of content.runs) {
+      const start = r.logical * BLOCK_SIZE;
+      if (start >= size) continue;
+      const len = Math.min(r.length * BLOCK_SIZE, size - start);
+      const { bytesRead } = await this.fh.read(out, start, len, r.physical * BLOCK_SIZE);
+      if (bytesRead !== len) throw new Error('internal: short read of placed content');
+    }
+    return out;
   }
 
   /** Streams a host file's bytes into the image. */
@@ -675,7 +701,7 @@ export class Ext4Writer {
         continue;
       }
       const est = this.alloc.next + metaBlocks + (groups * ipg) / INODES_PER_BLOCK + 2 * groups;
-      const journalBlocks = o.readOnly ? 0 : (o.journalBlocks ?? defaultJournalBlocks(fixedTotal || est));
+      const journalBlocks = o.readOnly || !o.journal ? 0 : (o.journalBlocks ?? defaultJournalBlocks(fixedTotal || est));
       const sim = cloneAllocator(this.alloc);
       allocateMetadata(sim, groups, ipg, journalBlocks, planned, xattrBlockCount);
       const usedEnd = sim.next;
@@ -889,9 +915,9 @@ function clampTime(t: { sec: number; nsec: number }): { sec: number; nsec: numbe
  * checksums) and the options. UUID and htree hash seed come from it, so equal inputs give equal
  * images and different inputs different UUIDs.
  */
-function fingerprintTree(planned: Planned[], o: { size: SizeSpec; readOnly: boolean; label: string; journalBlocks?: number | undefined }): Buffer {
+function fingerprintTree(planned: Planned[], o: { size: SizeSpec; readOnly: boolean; label: string; journalBlocks?: number | undefined; journal: boolean }): Buffer {
   const h = createHash('sha256');
-  h.update(`rootforge-ext4-v1\0${JSON.stringify(o.size)}\0${o.readOnly}\0${o.label}\0${o.journalBlocks ?? ''}\0`);
+  h.update(`rootforge-ext4-v1\0${JSON.stringify(o.size)}\0${o.readOnly}\0${o.label}\0${o.journalBlocks ?? ''}\0${o.journal ? '' : 'nojournal'}\0`);
   // One latin1 string per batch of inodes: far fewer hash updates than one per field.
   let batch = '';
   for (const p of planned) {

@@ -374,6 +374,12 @@ class LayerHandler implements TarHandler {
       ctime: h.ctime,
       xattrs: h.xattrs.size > 0 ? h.xattrs : undefined,
     };
+    if (this.ctx.exclude) {
+      const path = FsTree.split(h.path).join('/');
+      const name = path.slice(path.lastIndexOf('/') + 1);
+      // whiteouts still apply; only real entries are left out
+      if (!name.startsWith(WHITEOUT) && (this.ctx.exclude(path) || (h.type === 'hardlink' && this.ctx.exclude(FsTree.split(h.linkname).join('/'))))) return;
+    }
     const plan = this.m.entry(h, attrs);
     if (plan) {
       this.ctx.writer.data.beginFile(h.size, h.sparse);

@@ -1,6 +1,6 @@
 /**
  * dir:PATH — a host directory taken as it is: types, modes, owners (or --owner), nanosecond
- * times, hard links (by device and inode), device numbers, and extended attributes including
+ * mtimes (atime and ctime are set to them, for reproducible images), hard links (by device and inode), device numbers, and extended attributes including
  * capabilities and ACLs. Node has no xattr API, so xattrs come from one recursive `getfattr`
  * run (package `attr`); without it the build goes on and warns that xattrs were not read.
  */
@@ -13,7 +13,7 @@ import type { NodeAttrs } from '../tree/tree.js';
 import type { Timestamp } from '../tree/types.js';
 import type { IngestContext } from './types.js';
 
-export async function ingestDir(dir: string, ctx: IngestContext): Promise<void> {
+export async function ingestDir(dir: string, ctx: IngestContext, opts: { applyRootAttrs?: boolean } = {}): Promise<void> {
   const root = resolve(dir);
   let top: BigIntStats;
   try {
@@ -31,19 +31,20 @@ export async function ingestDir(dir: string, ctx: IngestContext): Promise<void> 
     mode: Number(st.mode) & 0o7777,
     uid: ctx.owner ? ctx.owner.uid : Number(st.uid),
     gid: ctx.owner ? ctx.owner.gid : Number(st.gid),
+    // atime and ctime change by merely reading or linking a file, which would make a directory
+    // give a different image each time: both take the mtime, as a tar of the tree would.
     mtime: nsToTime(st.mtimeNs),
-    atime: nsToTime(st.atimeNs),
-    ctime: nsToTime(st.ctimeNs),
     xattrs: xattrs.get(hostPath.toString('latin1')),
   });
 
   const rootBuf = Buffer.from(root);
-  ctx.tree.addDir('', attrsOf(top, rootBuf));
+  if (opts.applyRootAttrs !== false) ctx.tree.addDir('', attrsOf(top, rootBuf));
   const walk = async (hostDir: Buffer, imageDir: string): Promise<void> => {
     const names = (await readdir(hostDir, { encoding: 'buffer' })).map((b) => b.toString('latin1')).sort();
     for (const name of names) {
       const hostPath = Buffer.concat([hostDir, SLASH, Buffer.from(name, 'latin1')]);
       const imagePath = imageDir === '' ? name : `${imageDir}/${name}`;
+      if (ctx.exclude?.(imagePath)) continue;
       const st = await lstat(hostPath, { bigint: true });
       const attrs = attrsOf(st, hostPath);
       if (!st.isDirectory() && st.nlink > 1n) {

@@ -7,7 +7,7 @@ import { fail, printable } from '../errors.js';
 import { openArchive, openArchiveStream } from '../tar/decompress.js';
 import { TarParser } from '../tar/parser.js';
 import type { TarHandler, TarHeader } from '../tar/types.js';
-import type { NodeAttrs } from '../tree/tree.js';
+import { FsTree, type NodeAttrs } from '../tree/tree.js';
 import type { IngestContext } from './types.js';
 
 export async function ingestTar(path: string, ctx: IngestContext): Promise<void> {
@@ -55,6 +55,10 @@ class TarToTree implements TarHandler {
     const { tree, writer } = this.ctx;
     const attrs = this.attrs(h);
     this.skipBody = false;
+    if (this.excluded(h)) {
+      this.skipBody = true;
+      return;
+    }
     switch (h.type) {
       case 'file':
         writer.data.beginFile(h.size, h.sparse);
@@ -97,6 +101,18 @@ class TarToTree implements TarHandler {
     this.file = null;
     const content = this.ctx.writer.data.endFile();
     this.ctx.tree.addFile(header.path, attrs, header.size, content);
+  }
+
+  /** Entries `exclude` leaves out (and hard links to them, which would have no target). */
+  private excluded(h: TarHeader): boolean {
+    const ex = this.ctx.exclude;
+    if (!ex) return false;
+    if (ex(FsTree.split(h.path).join('/'))) return true;
+    if (h.type === 'hardlink' && ex(FsTree.split(h.linkname).join('/'))) {
+      this.ctx.onWarning?.({ code: 'STRIP_LINK_DROPPED', message: `left out ${printable(h.path)}: a hard link to ${printable(h.linkname)}, which strip removes` });
+      return true;
+    }
+    return false;
   }
 
   abort(): void {

@@ -21,6 +21,8 @@ export interface IngestContext {
   /** Map every owner to this uid:gid (e.g. 0:0 when building from files you own). */
   owner?: { uid: number; gid: number } | undefined;
   defaultTime: Timestamp;
+  /** Paths (normalized, no leading slash) to leave out: their bytes are never written. */
+  exclude?: ((path: string) => boolean) | undefined;
   onProgress?: ((p: Progress) => void) | undefined;
   onWarning?: ((w: Warning) => void) | undefined;
 }
