@@ -42,6 +42,12 @@ export interface NodeAttrs {
 
 export class FsTree {
   readonly root: Inode;
+  /**
+   * Follow symlinks met as parent directories (like writing into a mounted filesystem), instead
+   * of replacing them with directories (tar semantics). Provisioning turns this on so writes to
+   * /sbin/init land in /usr/sbin on merged-/usr bases.
+   */
+  followParentLinks = false;
   private readonly defaultTime: Timestamp;
   private readonly onRelease: ((content: Content) => void) | undefined;
   private readonly onWarning: ((w: { code: string; message: string }) => void) | undefined;
@@ -67,12 +73,18 @@ export class FsTree {
     return out;
   }
 
-  /** Looks a path up without following symlinks. */
+  /** Looks a path up; the last component is never followed, parents only with followParentLinks. */
   get(path: string): Inode | undefined {
     let node: Inode = this.root;
-    for (const name of FsTree.split(path)) {
-      const next = node.children?.get(name);
+    const stack: Inode[] = [];
+    const parts = FsTree.split(path);
+    for (let i = 0; i < parts.length; i++) {
+      let next = node.children?.get(parts[i]!);
+      if (next?.kind === 'symlink' && this.followParentLinks && i < parts.length - 1) {
+        next = this.resolveLink(stack, node, next.target, 0) ?? undefined;
+      }
       if (!next) return undefined;
+      stack.push(node);
       node = next;
     }
     return node;
@@ -166,16 +178,42 @@ export class FsTree {
   /** Walks to the parent of `parts`, creating missing directories and replacing non-directories. */
   private parentDir(parts: string[]): Inode {
     let dir = this.root;
+    const stack: Inode[] = [];
     for (let i = 0; i < parts.length - 1; i++) {
       const name = parts[i]!;
       let next = dir.children!.get(name);
+      if (next?.kind === 'symlink' && this.followParentLinks) {
+        const target = this.resolveLink(stack, dir, next.target, 0);
+        if (target) next = target;
+      }
       if (!next || next.kind !== 'dir') {
         next = this.implicitDir();
         this.put(dir, name, next);
       }
+      stack.push(dir);
       dir = next;
     }
     return dir;
+  }
+
+  /** The directory a symlink in `dir` (reached through `stack`) points at, if it is one. */
+  private resolveLink(stack: Inode[], dir: Inode, target: string, depth: number): Inode | null {
+    if (depth > 40) return null;
+    let path: Inode[] = target.startsWith('/') ? [] : [...stack, dir];
+    let cur: Inode = target.startsWith('/') ? this.root : dir;
+    for (const part of target.split('/')) {
+      if (part === '' || part === '.') continue;
+      if (part === '..') {
+        cur = path.pop() ?? this.root;
+        continue;
+      }
+      let next = cur.children?.get(part);
+      if (next?.kind === 'symlink') next = this.resolveLink(path, cur, next.target, depth + 1) ?? undefined;
+      if (!next || next.kind !== 'dir') return null;
+      path = [...path, cur];
+      cur = next;
+    }
+    return cur;
   }
 
   private put(dir: Inode, name: string, node: Inode): void {
