@@ -13,9 +13,13 @@ export interface BenchOptions {
    * matters a lot on these machines: page-cache refills after big deletions are slow.)
    */
   order: 'grouped' | 'interleaved';
-  /** minbase only (CI smoke). Default false: minbase and devbox. */
+  /** minbase only, no registry benchmark (CI smoke). Default false: minbase, devbox, registry. */
   quick: boolean;
-  /** Pipelines to measure. Default all (B is skipped unless root). */
+  /** Leave out the registry benchmark. Default false. */
+  skipRegistry: boolean;
+  /** Only the registry benchmark (no tar inputs). Default false. */
+  registryOnly: boolean;
+  /** Pipelines to measure. Default all (B and C are skipped unless root). */
   pipelines: PipelineId[];
   help: boolean;
 }
@@ -25,25 +29,38 @@ export const USAGE = `Usage: npm run bench -- [options]     (or: node build/benc
 Times rootforge against the established tar → ext4 pipelines, in one run, on Debian bookworm
 tars made by mmdebstrap (cached; see below), and checks every image with e2fsck -fn.
 
-  ours  rootforge convert tar:IN -o OUT --size auto (child process; peak RSS measured)
-  A     fakeroot: tar -x into a staging dir + mke2fs -d, then e2fsck -fy, resize2fs -M, truncate
-  B     as root: mke2fs + loop mount + tar -x + umount, then the same shrink (skipped if not root)
+Tar inputs (minbase, devbox):
+  ours    rootforge convert tar:IN -o OUT --size auto (child process; peak RSS measured)
+  A       fakeroot: tar -x into a staging dir + mke2fs -d, then e2fsck -fy, resize2fs -M, truncate
+  B       as root: mke2fs + loop mount + tar -x + umount, then the same shrink (skipped if not root)
+
+Registry input (devbox-registry): the devbox tar cut into 4 gzip layers (an OCI layout built once
+next to the tar), pushed to a local docker-registry started for the run:
+  ours    rootforge convert docker://127.0.0.1:PORT/devbox:layered, empty blob cache each run
+  C       as root: skopeo copy docker://… oci:DIR + umoci unpack + mke2fs -d, then the same shrink
+  gunzip  gzip -dc of the layer blobs to /dev/null (the decompress-only floor)
+  zlib    node:zlib createGunzip of the layer blobs to nothing (our decompressor alone)
+  ours' and C's images are loop-mounted once (root) and their file listings compared.
 
 Options:
   --runs N              timed runs per input and pipeline; medians are reported (default 3)
-  --quick               minbase only (CI smoke test)
-  --pipelines LIST      comma-separated subset of ours,A,B (default: all)
+  --quick               minbase only, no registry benchmark (CI smoke test)
+  --skip-registry       leave out the registry benchmark
+  --registry-only       only the registry benchmark
+  --pipelines LIST      comma-separated subset of ours,A,B,C,gunzip,zlib (default: all)
   --order MODE          grouped (default): each pipeline's runs back to back after one untimed
                         warm-up run; interleaved: rounds of all pipelines, rotating the order
   -h, --help            this text
 
 Inputs are looked up as minbase.tar / devbox.tar in $ROOTFORGE_BENCH_CACHE,
 ~/.cache/rootforge-bench and ~/.cache/rootforge-test; missing ones are built with mmdebstrap
-into the first of those. Results go to bench/results/<input>-<time>.json and latest.json.
+into the first of those; the registry input's layout is built once beside devbox.tar as
+devbox-layered-oci/. Results go to bench/results/<input>-<time>.json (input: minbase, devbox,
+devbox-registry) and latest.json (all inputs of the run).
 Exit status: 0 when every pipeline ran and every image passed e2fsck (targets missed or not),
 1 when a pipeline or a check failed, 2 on a usage error.`;
 
-const IDS: readonly PipelineId[] = ['ours', 'A', 'B'];
+const IDS: readonly PipelineId[] = ['ours', 'A', 'B', 'C', 'gunzip', 'zlib'];
 
 export function parseOptions(argv: string[]): BenchOptions {
   let values;
@@ -53,6 +70,8 @@ export function parseOptions(argv: string[]): BenchOptions {
       options: {
         runs: { type: 'string' },
         quick: { type: 'boolean' },
+        'skip-registry': { type: 'boolean' },
+        'registry-only': { type: 'boolean' },
         pipelines: { type: 'string' },
         order: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -71,5 +90,9 @@ export function parseOptions(argv: string[]): BenchOptions {
   }
   const order = values.order ?? 'grouped';
   if (order !== 'grouped' && order !== 'interleaved') benchFail('BENCH_USAGE', 'use --order', 'expected grouped or interleaved', order);
-  return { runs, order, quick: values.quick ?? false, pipelines: pipelines as PipelineId[], help: values.help ?? false };
+  const quick = values.quick ?? false;
+  const skipRegistry = values['skip-registry'] ?? false;
+  const registryOnly = values['registry-only'] ?? false;
+  if (registryOnly && (quick || skipRegistry)) benchFail('BENCH_USAGE', 'use --registry-only', `it contradicts ${quick ? '--quick' : '--skip-registry'}`);
+  return { runs, order, quick, skipRegistry, registryOnly, pipelines: pipelines as PipelineId[], help: values.help ?? false };
 }

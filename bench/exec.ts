@@ -23,6 +23,8 @@ export interface ExecOptions {
   okCodes?: number[];
   /** Environment for the child. Default: ours, with the sbin directories added to PATH. */
   env?: NodeJS.ProcessEnv;
+  /** Send the child's stdout to /dev/null instead of collecting it (for GB-sized output). */
+  discardStdout?: boolean;
 }
 
 /** Children still running, by process-group leader. */
@@ -58,12 +60,12 @@ export function exec(cmd: string, args: readonly string[], options: ExecOptions 
   const env = options.env ?? { ...process.env, PATH: TOOL_PATH };
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env });
+    const child = spawn(cmd, args, { stdio: ['ignore', options.discardStdout ? 'ignore' : 'pipe', 'pipe'], detached: true, env });
     running.add(child);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.stdout?.on('data', (b: Buffer) => out.push(b));
+    child.stderr?.on('data', (b: Buffer) => err.push(b));
     child.on('error', (e) => {
       running.delete(child);
       reject(e);

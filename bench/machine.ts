@@ -23,6 +23,10 @@ const VERSION_ARGS: Record<string, string[]> = {
   fakeroot: ['--version'],
   tar: ['--version'],
   mmdebstrap: ['--version'],
+  gzip: ['--version'],
+  skopeo: ['--version'],
+  umoci: ['--version'],
+  'docker-registry': ['--version'],
 };
 
 export async function machineInfo(): Promise<MachineInfo> {

@@ -18,10 +18,11 @@ import { overallocBytes, shrinkImage } from './image.js';
 import type { OursReport } from './run-ours.js';
 import type { TarStats } from './tarstats.js';
 
-export type PipelineId = 'ours' | 'A' | 'B';
+/** ours, A, B: tar inputs. ours, C, gunzip, zlib: the registry input (registry-pipelines.ts). */
+export type PipelineId = 'ours' | 'A' | 'B' | 'C' | 'gunzip' | 'zlib';
 
 export interface RunContext {
-  /** The input tar. */
+  /** The input tar (registry input: the image reference, HOST/REPO:TAG). */
   input: string;
   stats: TarStats;
   /** A fresh, empty directory for this run; removed by the caller afterwards. */
@@ -35,8 +36,8 @@ export interface RunOutcome {
   seconds: number;
   /** Wall time of each step, in seconds (they add up to about `seconds`). */
   steps: Record<string, number>;
-  /** The finished image. */
-  image: string;
+  /** The finished image (none for the decompress-only baselines). */
+  image?: string;
   /** Peak RSS in MiB, where measured (ours). */
   peakRssMiB?: number;
   details?: Record<string, unknown>;
@@ -58,19 +59,23 @@ const TAR_X = ['--xattrs', '--xattrs-include=*'];
 
 const since = (t0: number): number => (performance.now() - t0) / 1000;
 
+/** Runs run-ours.js (argv: SOURCE OUT [CACHE_DIR]) in a child; its wall time and its report. */
+export async function runOurs(args: readonly string[]): Promise<{ seconds: number; rep: OursReport }> {
+  const r = await exec(process.execPath, [RUN_OURS, ...args]);
+  try {
+    return { seconds: r.seconds, rep: JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as OursReport };
+  } catch (e) {
+    return benchFail('BENCH_BAD_OUTPUT', 'read the runner report', 'not JSON', r.stdout.slice(0, 500), e);
+  }
+}
+
 export const ours: Pipeline = {
   id: 'ours',
   title: 'rootforge convert --size auto',
   skipReason: () => undefined,
   async run({ input, dir }) {
     const image = join(dir, 'ours.img');
-    const r = await exec(process.execPath, [RUN_OURS, input, image]);
-    let rep: OursReport;
-    try {
-      rep = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as OursReport;
-    } catch (e) {
-      benchFail('BENCH_BAD_OUTPUT', 'read the runner report', 'not JSON', r.stdout.slice(0, 500), e);
-    }
+    const { rep, ...r } = await runOurs([`tar:${input}`, image]);
     return {
       seconds: r.seconds,
       steps: {
@@ -80,7 +85,7 @@ export const ours: Pipeline = {
       },
       image,
       peakRssMiB: rep.maxRssKiB / 1024,
-      details: { files: rep.files, directories: rep.directories, warnings: rep.warnings },
+      details: { files: rep.files, directories: rep.directories, warnings: rep.warnings, timingsMs: rep.timings },
     };
   },
 };

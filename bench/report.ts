@@ -1,7 +1,8 @@
 /**
  * Results: the per-run records, their medians and ratios, the project's targets, a table for
  * the terminal and JSON files under bench/results/ (one per input, plus latest.json for the
- * whole run). A missed target is reported, not failed: this is a measurement, not a test.
+ * whole run). A missed target is reported, not failed: this is a measurement, not a test. A
+ * failed check (the registry input's "same files as C") is a failure of the run.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -19,14 +20,19 @@ export const TARGETS = {
   imageRatio: 1.06,
   /** Peak RSS of ours, in MiB. */
   peakRssMiB: 256,
+  /** Registry input: ours at least this many times faster than C (skopeo + umoci + mke2fs -d). */
+  speedupVsC: 5,
+  /** Registry input: ours at most this × the time `gzip -dc` takes to decompress the layers. */
+  oursOverGunzip: 1.2,
 } as const;
 
 export interface RunRecord {
   seconds: number;
   steps: Record<string, number>;
-  imageBytes: number;
+  /** Absent for the decompress-only baselines, which make no image. */
+  imageBytes?: number;
   /** Host bytes allocated for the image (it may be sparse). */
-  imageDiskBytes: number;
+  imageDiskBytes?: number;
   peakRssMiB?: number;
   details?: Record<string, unknown>;
 }
@@ -35,10 +41,10 @@ export interface PipelineSummary {
   medianSeconds: number;
   minSeconds: number;
   maxSeconds: number;
-  /** Median image size in bytes. */
-  imageBytes: number;
+  /** Median image size in bytes (pipelines that make one). */
+  imageBytes?: number;
   /** imageBytes / the tar's fileBytes4k. */
-  imageRatio: number;
+  imageRatio?: number;
   /** Highest peak RSS over the runs, where measured. */
   peakRssMiB?: number;
   /** This pipeline's median / ours' median: how many times faster ours is. */
@@ -63,17 +69,41 @@ export interface TargetCheck {
   met: boolean | null;
 }
 
+/** A correctness check of the run (not a target): a failed one fails the run. */
+export interface CheckResult {
+  what: string;
+  ok: boolean;
+  detail: string;
+}
+
+/** The registry input's image and registry. */
+export interface RegistryInfo {
+  /** docker://127.0.0.1:PORT/REPO:TAG (the port changes from run to run). */
+  reference: string;
+  /** The OCI layout pushed to the registry. */
+  layout: string;
+  manifestDigest: string;
+  layers: { digest: string; diffId: string; gzipBytes: number; tarBytes: number; entries: number }[];
+  /** Untimed `skopeo copy` of the layout into the registry. */
+  pushSeconds: number;
+}
+
 export interface InputResult {
   input: string;
+  /** 'tar' when absent (results written before the registry input existed). */
+  kind?: 'tar' | 'registry';
+  /** The tar (registry input: the tar the layers were cut from; `stats` are its stats). */
   path: string;
   stats: TarStats;
+  registry?: RegistryInfo;
   pipelines: PipelineResult[];
   targets: TargetCheck[];
+  checks?: CheckResult[];
 }
 
 export interface BenchReport {
   startedAt: string;
-  options: { runs: number; order: string; quick: boolean; pipelines: PipelineId[] };
+  options: { runs: number; order: string; quick: boolean; pipelines: PipelineId[]; skipRegistry?: boolean; registryOnly?: boolean };
   machine: MachineInfo;
   inputs: InputResult[];
 }
@@ -89,14 +119,13 @@ export function summarize(result: InputResult): void {
   for (const p of result.pipelines) {
     if (p.status !== 'ok' || p.runs.length === 0) continue;
     const secs = p.runs.map((r) => r.seconds);
-    const imageBytes = median(p.runs.map((r) => r.imageBytes));
+    const images = p.runs.flatMap((r) => (r.imageBytes === undefined ? [] : [r.imageBytes]));
     const rss = p.runs.flatMap((r) => (r.peakRssMiB === undefined ? [] : [r.peakRssMiB]));
     p.summary = {
       medianSeconds: median(secs),
       minSeconds: Math.min(...secs),
       maxSeconds: Math.max(...secs),
-      imageBytes,
-      imageRatio: imageBytes / result.stats.fileBytes4k,
+      ...(images.length > 0 ? { imageBytes: median(images), imageRatio: median(images) / result.stats.fileBytes4k } : {}),
       ...(rss.length > 0 ? { peakRssMiB: Math.max(...rss) } : {}),
     };
   }
@@ -105,11 +134,23 @@ export function summarize(result: InputResult): void {
     if (ours && p.summary) p.summary.oursSpeedup = p.summary.medianSeconds / ours.medianSeconds;
   }
   const speedup = (id: PipelineId) => result.pipelines.find((p) => p.id === id)?.summary?.oursSpeedup;
+  const common = [
+    check('image / file bytes in 4 KiB blocks', `≤ ${TARGETS.imageRatio}×`, ours?.imageRatio, (v) => v <= TARGETS.imageRatio),
+    check('peak RSS of ours (MiB)', `≤ ${TARGETS.peakRssMiB}`, ours?.peakRssMiB, (v) => v <= TARGETS.peakRssMiB),
+  ];
+  if (result.kind === 'registry') {
+    const gunzip = speedup('gunzip');
+    result.targets = [
+      check('ours vs pipeline C (speedup)', `≥ ${TARGETS.speedupVsC}×`, speedup('C'), (v) => v >= TARGETS.speedupVsC),
+      check('ours / gzip -dc of the layers', `≤ ${TARGETS.oursOverGunzip}×`, gunzip === undefined ? undefined : 1 / gunzip, (v) => v <= TARGETS.oursOverGunzip),
+      ...common,
+    ];
+    return;
+  }
   result.targets = [
     check('ours vs pipeline A (speedup)', `≥ ${TARGETS.speedupVsA}×`, speedup('A'), (v) => v >= TARGETS.speedupVsA),
     check('ours vs pipeline B (speedup)', `≥ ${TARGETS.speedupVsB}×`, speedup('B'), (v) => v >= TARGETS.speedupVsB),
-    check('image / file bytes in 4 KiB blocks', `≤ ${TARGETS.imageRatio}×`, ours?.imageRatio, (v) => v <= TARGETS.imageRatio),
-    check('peak RSS of ours (MiB)', `≤ ${TARGETS.peakRssMiB}`, ours?.peakRssMiB, (v) => v <= TARGETS.peakRssMiB),
+    ...common,
   ];
 }
 
@@ -122,13 +163,21 @@ const MB = 1e6;
 /** The human-readable report for one input. */
 export function formatInput(r: InputResult): string {
   const s = r.stats;
-  const lines = [
-    `${r.input}: ${r.path}`,
-    `  ${(s.tarBytes / MB).toFixed(1)} MB tar (${s.compression}), ${s.entries} entries ` +
-      `(${Object.entries(s.byType).map(([t, n]) => `${n} ${t}`).join(', ')})`,
-    `  regular files: ${(s.fileBytes / MB).toFixed(1)} MB, ${(s.fileBytes4k / MB).toFixed(1)} MB in 4 KiB blocks`,
-    '',
-  ];
+  const reg = r.registry;
+  const lines = reg
+    ? [
+        `${r.input}: ${reg.reference} (pushed from ${reg.layout}, untimed ${reg.pushSeconds.toFixed(1)} s)`,
+        `  ${reg.layers.length} gzip layers cut from ${r.path}: ` +
+          reg.layers.map((l) => `${(l.gzipBytes / MB).toFixed(0)}→${(l.tarBytes / MB).toFixed(0)} MB (${l.entries})`).join(', '),
+        `  ${(sum(reg.layers.map((l) => l.gzipBytes)) / MB).toFixed(1)} MB to download, ` +
+          `${(sum(reg.layers.map((l) => l.tarBytes)) / MB).toFixed(1)} MB of layer tars, ${s.entries} entries`,
+      ]
+    : [
+        `${r.input}: ${r.path}`,
+        `  ${(s.tarBytes / MB).toFixed(1)} MB tar (${s.compression}), ${s.entries} entries ` +
+          `(${Object.entries(s.byType).map(([t, n]) => `${n} ${t}`).join(', ')})`,
+      ];
+  lines.push(`  regular files: ${(s.fileBytes / MB).toFixed(1)} MB, ${(s.fileBytes4k / MB).toFixed(1)} MB in 4 KiB blocks`, '');
   const rows: string[][] = [['pipeline', 'median s', 'min–max s', 'image bytes', 'image/files4k', 'peak RSS MiB', 'X/ours']];
   for (const p of r.pipelines) {
     const m = p.summary;
@@ -140,8 +189,8 @@ export function formatInput(r: InputResult): string {
       p.id,
       m.medianSeconds.toFixed(2),
       `${m.minSeconds.toFixed(2)}–${m.maxSeconds.toFixed(2)}`,
-      String(m.imageBytes),
-      m.imageRatio.toFixed(3),
+      m.imageBytes === undefined ? '' : String(m.imageBytes),
+      m.imageRatio === undefined ? '' : m.imageRatio.toFixed(3),
       m.peakRssMiB === undefined ? '' : m.peakRssMiB.toFixed(0),
       m.oursSpeedup === undefined ? '' : `${m.oursSpeedup.toFixed(2)}×`,
     ]);
@@ -156,6 +205,8 @@ export function formatInput(r: InputResult): string {
       lines.push(`      median steps (s): ${steps.join(', ')}`);
     }
   }
+  if (r.kind === 'registry') lines.push(...oursSplit(r));
+  for (const c of r.checks ?? []) lines.push(`  check: ${c.what}: ${c.ok ? 'OK' : 'FAILED'} — ${c.detail.replace(/\n/g, '\n      ')}`);
   lines.push('', '  targets:');
   for (const t of r.targets) {
     const verdict = t.met === null ? 'not measured' : t.met ? 'MET' : 'MISSED';
@@ -163,6 +214,48 @@ export function formatInput(r: InputResult): string {
     lines.push(`    ${t.what}: ${value}(target ${t.target}) ${verdict}`);
   }
   return lines.join('\n');
+}
+
+const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
+
+/**
+ * Registry input: where our time goes, next to the decompress-only floor. convert() reports
+ * decompress, parse and write as one phase (they overlap in one stream); the zlib baseline is
+ * the decompress share of it (same decompressor, same chunking), the rest parse + write.
+ */
+function oursSplit(r: InputResult): string[] {
+  const ours = r.pipelines.find((p) => p.id === 'ours');
+  if (!ours?.summary) return [];
+  const step = (k: string) => median(ours.runs.map((x) => x.steps[k] ?? 0));
+  const base = (id: PipelineId) => r.pipelines.find((p) => p.id === id)?.summary?.medianSeconds;
+  const total = ours.summary.medianSeconds;
+  const pct = (v: number) => `${v.toFixed(2)} s (${((100 * v) / total).toFixed(0)}%)`;
+  const ingest = step('decompress + parse + write');
+  const zlib = base('zlib');
+  const gunzip = base('gunzip');
+  const lines = [
+    '',
+    `  our time split (medians of ${ours.runs.length} runs, total ${total.toFixed(2)} s):`,
+    `    download (manifest, config, layer blobs → blob cache) ${pct(step('download'))}`,
+    `    decompress + parse + write (one stream per layer)    ${pct(ingest)}`,
+  ];
+  if (zlib !== undefined) {
+    lines.push(`      of which decompress ≈ zlib baseline ${zlib.toFixed(2)} s; parse + write ≈ ${(ingest - zlib).toFixed(2)} s`);
+  }
+  // The finish phases, from convert()'s timings (ms), slowest first.
+  const timings = ours.runs.map((x) => (x.details?.['timingsMs'] ?? {}) as Record<string, number>);
+  const phases = Object.keys(timings[0] ?? {})
+    .filter((k) => k !== 'resolve image (download)' && k !== 'read source, stream data')
+    .map((k) => [k, median(timings.map((t) => (t[k] ?? 0) / 1000))] as const)
+    .sort((a, b) => b[1] - a[1]);
+  lines.push(
+    `    finish (inodes, directories, metadata)                ${pct(step('finish (metadata)'))}`,
+    ...(phases.length > 0 ? [`      ${phases.map(([k, v]) => `${k} ${v.toFixed(2)}`).join('; ')}`] : []),
+    `    fsync ${pct(step('fsync'))}, node start/exit ${pct(step('node start/exit'))}, rest of convert() ${pct(step('rest of convert()'))}`,
+  );
+  const floor = [gunzip === undefined ? '' : `gzip -dc ${gunzip.toFixed(2)} s (ours ${(total / gunzip).toFixed(2)}×)`, zlib === undefined ? '' : `node:zlib ${zlib.toFixed(2)} s (ours ${(total / zlib).toFixed(2)}×)`].filter((x) => x !== '');
+  if (floor.length > 0) lines.push(`    decompress-only floor: ${floor.join(', ')}`);
+  return lines;
 }
 
 /** Left-aligned first column, right-aligned numbers. */

@@ -1,9 +1,12 @@
 /**
- * Child-process runner for "ours": `node build/bench/run-ours.js IN OUT` does what
- * `rootforge convert tar:IN -o OUT --size auto` does, through the library's convert(), in a
- * fresh process, so each run is isolated and its peak RSS is its own. Then it fsyncs the image
- * (e2fsprogs fsyncs its output, so the established pipelines' times include that) and prints
- * one line of JSON for the harness on stdout.
+ * Child-process runner for "ours": `node build/bench/run-ours.js SOURCE OUT [CACHE_DIR]` does
+ * what `rootforge convert SOURCE -o OUT --size auto` does (SOURCE as convert() takes it:
+ * `tar:PATH`, `docker://HOST/REPO:TAG`…), through the library's convert(), in a fresh process,
+ * so each run is isolated and its peak RSS is its own. With CACHE_DIR (image sources), blobs go
+ * there and the finished-image cache is off (`--cache-dir DIR --no-cache`): give a fresh empty
+ * directory and every blob is downloaded. Then it fsyncs the image (e2fsprogs fsyncs its output,
+ * so the established pipelines' times include that) and prints one line of JSON for the harness
+ * on stdout.
  */
 import { open } from 'node:fs/promises';
 import { convert } from '../src/convert.js';
@@ -19,15 +22,17 @@ export interface OursReport {
   files: number;
   directories: number;
   warnings: string[];
+  /** convert()'s own phase times, in ms (result.timings). */
+  timings: Record<string, number>;
 }
 
 async function run(argv: string[]): Promise<void> {
-  const [input, output] = argv;
-  if (input === undefined || output === undefined || argv.length !== 2) {
-    throw new Error('usage: run-ours.js INPUT.tar OUTPUT.img');
+  const [source, output, cacheDir] = argv;
+  if (source === undefined || output === undefined || argv.length > 3) {
+    throw new Error('usage: run-ours.js SOURCE OUTPUT.img [CACHE_DIR]');
   }
   const t0 = performance.now();
-  const result = await convert(`tar:${input}`, output, { size: { mode: 'auto' } });
+  const result = await convert(source, output, { size: { mode: 'auto' }, ...(cacheDir !== undefined ? { cacheDir, cache: false } : {}) });
   const t1 = performance.now();
   const fh = await open(output, 'r+');
   try {
@@ -44,6 +49,7 @@ async function run(argv: string[]): Promise<void> {
     files: result.files,
     directories: result.directories,
     warnings: result.warnings.map((w) => `${w.code}: ${w.message}`),
+    timings: result.timings,
   };
   process.stdout.write(JSON.stringify(report) + '\n');
 }
