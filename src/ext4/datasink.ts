@@ -34,7 +34,11 @@ interface Batch {
   end: number; // image byte offset after the last buffer
   iov: Buffer[];
   refs: Set<ArrayBufferLike>; // caller buffers the views point into
+  staging: Buffer[]; // pool buffers holding copies (returned to the pool once written)
 }
+
+/** Copies are gathered in pool buffers of this size. */
+const STAGING_BYTES = 4 * 1024 * 1024;
 
 interface Pending {
   done: Promise<void>;
@@ -57,6 +61,19 @@ interface CurrentFile {
 export class DataSink {
   private batch: Batch | null = null;
   private inFlight: Pending[] = [];
+  /**
+   * Whether `write` may keep views of the caller's buffers until they are written (zero copy).
+   * Only a source that recycles its buffers through `settle` should allow it: buffers a source
+   * allocates for every chunk (a decompressor's) would otherwise live until their write is done,
+   * long enough to reach the old generation and cost full garbage collections. By default bytes
+   * are copied into a few reused staging buffers, which is cheaper than that.
+   */
+  zeroCopy = false;
+  private staging: Buffer | null = null;
+  private stagingUsed = 0;
+  private stagingPool: Buffer[] = [];
+  /** Batches not yet written that use each staging buffer. */
+  private stagingUsers = new Map<Buffer, number>();
   private failure: unknown = null;
   private cur: CurrentFile | null = null;
   /** File body bytes accepted so far (for progress and stats). */
@@ -201,19 +218,66 @@ export class DataSink {
         b.end = pos;
       }
     }
-    if (!b) b = this.batch = { start: pos, end: pos, iov: [], refs: new Set() };
-    b.iov.push(view);
+    if (!b) b = this.batch = { start: pos, end: pos, iov: [], refs: new Set(), staging: [] };
+    if (this.zeroCopy) {
+      b.iov.push(view);
+      b.refs.add(view.buffer);
+    } else {
+      this.copyInto(b, view);
+    }
     b.end += view.length;
-    b.refs.add(view.buffer);
+  }
+
+  /** Copies `view` into staging buffers used by batch `b`, extending its last piece when it can. */
+  private copyInto(b: Batch, view: Buffer): void {
+    let off = 0;
+    while (off < view.length) {
+      if (!this.staging || this.stagingUsed === this.staging.length) {
+        const full = this.staging;
+        this.staging = this.stagingPool.pop() ?? Buffer.allocUnsafe(STAGING_BYTES);
+        this.stagingUsed = 0;
+        if (full && !this.stagingUsers.has(full)) this.stagingPool.push(full);
+      }
+      if (!b.staging.includes(this.staging)) {
+        b.staging.push(this.staging);
+        this.stagingUsers.set(this.staging, (this.stagingUsers.get(this.staging) ?? 0) + 1);
+      }
+      const n = Math.min(view.length - off, this.staging.length - this.stagingUsed);
+      view.copy(this.staging, this.stagingUsed, off, off + n);
+      const piece = this.staging.subarray(this.stagingUsed, this.stagingUsed + n);
+      const last = b.iov[b.iov.length - 1];
+      if (last && last.buffer === piece.buffer && last.byteOffset + last.length === piece.byteOffset) {
+        b.iov[b.iov.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + n);
+      } else {
+        b.iov.push(piece);
+      }
+      this.stagingUsed += n;
+      off += n;
+    }
+  }
+
+  /** A written batch lets go of its staging buffers; unused ones (not being filled) are reused. */
+  private release(b: Batch): void {
+    for (const buf of b.staging) {
+      const users = (this.stagingUsers.get(buf) ?? 1) - 1;
+      if (users > 0) {
+        this.stagingUsers.set(buf, users);
+        continue;
+      }
+      this.stagingUsers.delete(buf);
+      if (buf !== this.staging) this.stagingPool.push(buf);
+    }
   }
 
   private submit(): void {
     const b = this.batch;
     this.batch = null;
     if (!b || b.iov.length === 0) return;
-    const done = writevFully(this.fh, b.iov, b.start).catch((e: unknown) => {
-      this.failure ??= e instanceof RootforgeError ? e : new RootforgeError('IO_FAILED', `Cannot write image: ${(e as Error).message}`, { cause: e });
-    });
+    const done = writevFully(this.fh, b.iov, b.start)
+      .then(() => this.release(b))
+      .catch((e: unknown) => {
+        this.failure ??= e instanceof RootforgeError ? e : new RootforgeError('IO_FAILED', `Cannot write image: ${(e as Error).message}`, { cause: e });
+      });
     this.inFlight.push({ done, refs: b.refs });
   }
 }

@@ -58,6 +58,10 @@ interface Deferred {
   header: TarHeader;
 }
 
+const HIDING: readonly DecisionKind[] = ['nondir', 'whiteout', 'opaque'];
+const REPLACING: readonly DecisionKind[] = ['nondir', 'whiteout'];
+const DIRECTORY: readonly DecisionKind[] = ['dir', 'impliedDir', 'opaque'];
+const EXPLICIT_DIR: readonly DecisionKind[] = ['dir'];
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
 
@@ -111,11 +115,12 @@ export class LayerMerger {
     else this.decisions.set(path, [{ layer: this.layer, kind }]);
   }
 
-  /** Decisions for `path` made by layers in (this layer, below]. */
-  private above(path: string, below = Infinity): Decision[] {
+  /** Whether a layer in (this layer, below) decided `path` with one of `kinds` (no allocation: hot path). */
+  private decidedAbove(path: string, kinds: readonly DecisionKind[], below = Infinity): boolean {
     const list = this.decisions.get(path);
-    if (!list) return [];
-    return list.filter((d) => d.layer > this.layer && d.layer < below);
+    if (!list) return false;
+    for (const d of list) if (d.layer > this.layer && d.layer < below && kinds.includes(d.kind)) return true;
+    return false;
   }
 
   /** Whether an upper layer (below `below`) hides `parts` through one of its parents. */
@@ -123,9 +128,7 @@ export class LayerMerger {
     let p = '';
     for (let i = 0; i < parts.length - 1; i++) {
       p = p === '' ? parts[i]! : `${p}/${parts[i]}`;
-      for (const d of this.above(p, below)) {
-        if (d.kind === 'nondir' || d.kind === 'whiteout' || d.kind === 'opaque') return true;
-      }
+      if (this.decidedAbove(p, HIDING, below)) return true;
     }
     return false;
   }
@@ -136,11 +139,11 @@ export class LayerMerger {
    */
   private standing(parts: string[], isDir: boolean, below = Infinity): 'hidden' | 'merge' | 'visible' {
     if (this.parentHidden(parts, below)) return 'hidden';
-    const own = this.above(parts.join('/'), below);
-    if (own.some((d) => d.kind === 'nondir' || d.kind === 'whiteout')) return 'hidden';
-    if (own.some((d) => d.kind === 'dir' || d.kind === 'impliedDir' || d.kind === 'opaque')) {
+    const path = parts.join('/');
+    if (this.decidedAbove(path, REPLACING, below)) return 'hidden';
+    if (this.decidedAbove(path, DIRECTORY, below)) {
       if (!isDir) return 'hidden'; // an upper layer has a directory here
-      return own.some((d) => d.kind === 'dir') ? 'merge' : 'visible';
+      return this.decidedAbove(path, EXPLICIT_DIR, below) ? 'merge' : 'visible';
     }
     return 'visible';
   }
@@ -164,7 +167,7 @@ export class LayerMerger {
     const parts = FsTree.split(h.path);
     if (parts.length === 0) {
       // the layer's root directory
-      if (h.type === 'dir' && this.above('').every((d) => d.kind !== 'dir')) this.ctx.tree.addDir('', attrs);
+      if (h.type === 'dir' && !this.decidedAbove('', EXPLICIT_DIR)) this.ctx.tree.addDir('', attrs);
       this.decide('', 'dir');
       return null;
     }

@@ -19,7 +19,13 @@ export async function ingestTar(path: string, ctx: IngestContext): Promise<void>
   // Plain tars are read into a ring of reused buffers; bodies are written straight from them,
   // so a buffer is reused only once the writes reading it are done.
   const archive = await openArchive(path, { recycle: (buf) => ctx.writer.data.settle(buf) });
-  await ingestTarStream(archive.stream, ctx, () => ({ done: archive.bytesRead(), total: archive.compressedSize }));
+  // the recycled buffers make zero-copy safe; a decompressor's fresh chunks are copied instead
+  ctx.writer.data.zeroCopy = archive.compression === 'none';
+  try {
+    await ingestTarStream(archive.stream, ctx, () => ({ done: archive.bytesRead(), total: archive.compressedSize }));
+  } finally {
+    ctx.writer.data.zeroCopy = false;
+  }
 }
 
 /** Feeds an already-decompressed tar stream into the tree and image. */
