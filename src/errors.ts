@@ -49,6 +49,14 @@ export type ErrorCode =
   | 'SPEC_INVALID'
   | 'SPEC_NOT_FOUND'
   | 'PROVISION_FAILED'
+  // booting
+  | 'VM_VMM_MISSING'
+  | 'VM_START_FAILED'
+  | 'VM_BOOT_TIMEOUT'
+  | 'VM_EXITED'
+  | 'VM_KERNEL_PANIC'
+  | 'VM_NO_AGENT'
+  | 'VM_CHECK_FAILED'
   // sources, options and I/O
   | 'SOURCE_BAD_SPEC'
   | 'SOURCE_NOT_FOUND'
@@ -57,9 +65,30 @@ export type ErrorCode =
   | 'OUTPUT_EXISTS'
   | 'OUTPUT_FAILED'
   | 'IO_FAILED'
+  // the guest agent client (src/vm/agent-*.ts)
+  | 'AGENT_CONNECT_FAILED'
+  | 'AGENT_TIMEOUT'
+  | 'AGENT_PROTOCOL'
+  | 'AGENT_DISCONNECTED'
+  | 'AGENT_EXEC_FAILED'
+  | 'AGENT_REMOTE_ERROR'
+  | 'AGENT_TOO_LARGE'
   // verify (static checks of an image)
   | 'VERIFY_BAD_ELF'
-  | 'VERIFY_BAD_CONFIG';
+  | 'VERIFY_BAD_CONFIG'
+  // kernels, initramfs and VMM downloads (src/vm/kernel*.ts, initramfs.ts, download.ts)
+  | 'KERNEL_NOT_FOUND'
+  | 'KERNEL_BAD_IMAGE'
+  | 'KERNEL_DECOMPRESS_FAILED'
+  | 'KERNEL_BAD_DEB'
+  | 'KERNEL_APT_FAILED'
+  | 'KERNEL_MODULE_MISSING'
+  | 'KERNEL_INIT_MISSING'
+  | 'KERNEL_LOCK_INVALID'
+  | 'KERNEL_NOT_PINNED'
+  | 'KERNEL_CHECKSUM_MISMATCH'
+  | 'KERNEL_DOWNLOAD_FAILED'
+  | 'KERNEL_CACHE_IO';
 
 export class RootforgeError extends Error {
   readonly code: ErrorCode;

@@ -39,3 +39,10 @@ export { buildImage, type BuildOptions, type BuildResult } from './build.js';
 export { RootfsBuilder } from './builder.js';
 export { loadSpec, resolveSpec, specSchema, type ResolvedSpec } from './spec/load.js';
 export type { BuildSpec, InitMode, MountSpec, StripItem, UserSpec } from './spec/types.js';
+
+// VMs and the guest agent
+export { AgentClient, ExecHandle, AgentRemoteError, connectUnix, connectFirecrackerVsock, type ReadyInfo, type ExecOptions, type ExecResult, type AgentClientOptions } from './vm/agent-client.js';
+export { startQemu, qemuArgv, kernelCmdline } from './vm/qemu.js';
+export { startFirecracker, firecrackerConfig, type FirecrackerConfig, type FirecrackerOptions } from './vm/firecracker.js';
+export { chooseAccel } from './vm/accel.js';
+export type { Vm, VmConfig, KernelRef, BootTimings } from './vm/types.js';

@@ -56,6 +56,10 @@ export async function installAgent(ctx: ProvisionContext, spec: ResolvedSpec, ar
     user: user ? `${user.uid}:${user.gid}` : '0:0',
     env: Object.fromEntries(Object.keys(spec.env).sort().map((k) => [k, spec.env[k]!])),
     mounts: spec.mounts,
+    // a shutdown request powers the VM off in every init mode; by reboot, which both QEMU
+    // (-no-reboot) and Firecracker (no ACPI: reboot=k) turn into "the VM exited"
+    allowPoweroff: true,
+    powerOffMode: 'reboot',
   };
   writeFile(ctx, AGENT_JSON, JSON.stringify(config, null, 2) + '\n');
 }

@@ -1,0 +1,3 @@
+module rootforge/agent
+
+go 1.19
