@@ -141,13 +141,22 @@ func main() {
 	logx.Info("version " + version + " starting (pid " + itoa(os.Getpid()) + ")")
 
 	var state *pid1.State
+	var gate chan struct{}
 	if isPID1 {
-		state, _ = pid1.Boot(linux, cfg)
+		// Answer the host as early as possible; the slower duties (hostname, lo, shares) run
+		// meanwhile and execs wait for them.
+		state, _ = pid1.BootEarly(linux, cfg)
+		gate = make(chan struct{})
+		go func() {
+			pid1.BootLate(linux, cfg, state)
+			close(gate)
+		}()
 	}
-	srv := server.New(server.Options{Version: version, PID1: isPID1, Cfg: cfg, Img: img, Sys: linux, Listen: a.listen, Stdio: a.stdio})
+	srv := server.New(server.Options{Version: version, PID1: isPID1, Cfg: cfg, Img: img, Sys: linux, Listen: a.listen, Stdio: a.stdio, Gate: gate})
 	stop := srv.Run()
 
 	if isPID1 {
+		<-gate // the late boot steps are short; halt needs the mounts they made
 		cmd := sys.RebootPowerOff
 		if stop.Reboot || cfg.PowerOffMode == "reboot" {
 			cmd = sys.RebootRestart

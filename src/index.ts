@@ -46,3 +46,10 @@ export { startQemu, qemuArgv, kernelCmdline } from './vm/qemu.js';
 export { startFirecracker, firecrackerConfig, type FirecrackerConfig, type FirecrackerOptions } from './vm/firecracker.js';
 export { chooseAccel } from './vm/accel.js';
 export type { Vm, VmConfig, KernelRef, BootTimings } from './vm/types.js';
+export { resolveKernel, kernelFetch, kernelFromDeb, KernelCache, type ResolvedKernel } from './vm/kernel.js';
+export { bootImage, checkBoot, imageBootInfo, type BootOptions, type BootCheckReport } from './vm/boot.js';
+
+// static verification
+export { verifyImage, DEFAULT_INIT, DEFAULT_AGENT } from './verify/verify.js';
+export { formatReport, type RenderOptions } from './verify/render.js';
+export type { VerifyReport, VerifyCheck, VerifyOptions, CheckId, Severity, ArchSource } from './verify/types.js';

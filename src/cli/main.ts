@@ -7,13 +7,16 @@ import { version } from '../version.js';
 import { isRootforgeError } from '../errors.js';
 import { removeActiveTempFiles } from '../util/atomic.js';
 import { UsageError } from './args.js';
+import { bootCommand } from './boot.js';
 import { buildCommand } from './build.js';
 import { catCommand } from './cat.js';
 import { cacheCommand } from './cache.js';
 import { pullCommand } from './pull.js';
 import { convertCommand } from './convert.js';
 import { inspectCommand } from './inspect.js';
+import { kernelCommand } from './kernel.js';
 import { lsCommand } from './ls.js';
+import { verifyCommand } from './verify.js';
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   convert: convertCommand,
@@ -22,6 +25,9 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   cat: catCommand,
   pull: pullCommand,
   build: buildCommand,
+  boot: bootCommand,
+  kernel: kernelCommand,
+  verify: verifyCommand,
   cache: cacheCommand,
 };
 
@@ -33,9 +39,14 @@ Commands:
   build [SPEC] [-o <image>]     build a sandbox image from a spec (rootforge.yaml)
   convert <source> -o <image>   build an ext4 image from a tar archive, a directory, an OCI
                                 layout, a docker-archive or a registry image
+  boot <image> [-- CMD]         boot an image in a microVM, wait for its agent, run CMD
+  kernel ls|show|fetch|from-deb|default|rm
+                                manage VM kernels (Debian packages, Firecracker CI kernels)
   pull <ref>                    download a registry image into the blob cache
   cache ls|prune                list or empty the blob and image cache
   inspect <image>               show an image's size, features, usage and image config
+  verify <image> [--boot]       static checks (e2fsck, init, agent, every program's libraries);
+                                --boot also boots it and runs --expect commands
   ls <image> [PATH]             list a directory of an image
   cat <image> PATH              print a file of an image
 

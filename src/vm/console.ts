@@ -58,6 +58,13 @@ export class ConsoleLog {
       this.events.initGuestSec = Number(run[1]);
       this.events.initAt = now;
     }
+    // our initramfs hands over to the image's init and says when, on the guest's clock
+    const handover = /rootforge-initrd: .*starting (\S+) at uptime ([0-9]+\.[0-9]+)s/.exec(line);
+    if (handover) {
+      this.events.initPaths.push(handover[1]!);
+      this.events.initGuestSec = Number(handover[2]);
+      this.events.initAt = now;
+    }
     if (/Kernel panic - not syncing/.test(line) && !this.events.panic) {
       this.events.panic = line.replace(/^\[[^\]]*\]\s*/, '');
       this.onPanic?.(line);

@@ -69,13 +69,28 @@ type step struct {
 	run  func() error
 }
 
-// Boot performs the PID-1 start-up duties.
+// Boot performs all PID-1 start-up duties: BootEarly, then BootLate.
 func Boot(s sys.System, cfg *config.Config) (*State, []error) {
+	st, errs := BootEarly(s, cfg)
+	return st, append(errs, BootLate(s, cfg, st)...)
+}
+
+// BootEarly is what the agent needs before it can answer the host: stdio and the API
+// filesystems (/dev for the virtio-serial port, /proc for itself). Kept short on purpose: the
+// host times "init started → agent ready".
+func BootEarly(s sys.System, cfg *config.Config) (*State, []error) {
 	st := &State{}
-	steps := []step{
+	return st, runSteps([]step{
 		{"stdio", s.EnsureStdio},
 		{"api-filesystems", func() error { return st.mountAPI(s) }},
 		{"dev-links", func() error { return devSymlinks(s) }},
+	})
+}
+
+// BootLate is the rest, run while the agent already serves: execs and file requests wait for
+// it (server.Options.Gate), so commands still see the hostname, lo and the shares.
+func BootLate(s sys.System, cfg *config.Config, st *State) []error {
+	errs := runSteps([]step{
 		{"hostname", func() error { return s.Sethostname(hostname(s, cfg)) }},
 		{"loopback", func() error { return s.LinkUp("lo") }},
 		// Ctrl-Alt-Del (Firecracker's SendCtrlAltDel) then sends SIGINT to PID 1 instead of
@@ -88,7 +103,12 @@ func Boot(s sys.System, cfg *config.Config) (*State, []error) {
 			return nil
 		}},
 		{"shares", func() error { return st.mountShares(s, cfg.Mounts) }},
-	}
+	})
+	logx.Info("boot done: " + strings.Join(st.Mounted, " ") + " mounted")
+	return errs
+}
+
+func runSteps(steps []step) []error {
 	var errs []error
 	for _, stp := range steps {
 		if err := stp.run(); err != nil {
@@ -97,8 +117,7 @@ func Boot(s sys.System, cfg *config.Config) (*State, []error) {
 			errs = append(errs, e)
 		}
 	}
-	logx.Info("boot done: " + strings.Join(st.Mounted, " ") + " mounted")
-	return st, errs
+	return errs
 }
 
 func (st *State) mountAPI(s sys.System) error {

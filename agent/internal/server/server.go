@@ -38,6 +38,8 @@ type Options struct {
 	Stdio bool
 	// SysfsRoot and DevRoot locate virtio-serial ports ("/sys" and "/dev").
 	SysfsRoot, DevRoot string
+	// Gate, when set, holds execs and file requests until it is closed (PID 1's late boot).
+	Gate <-chan struct{}
 }
 
 // Stop says why the server stopped.
@@ -75,7 +77,7 @@ func New(o Options) *Server {
 	}
 	s.shared = &session.Shared{
 		Cfg: o.Cfg, Img: o.Img, Users: config.SystemUsers, Procs: s.procs, Kill: o.Sys.Kill,
-		Pdeathsig: !o.PID1, Ready: s.ready, Stopping: s.stopping.Load,
+		Pdeathsig: !o.PID1, Ready: s.ready, Stopping: s.stopping.Load, Gate: o.Gate,
 		Shutdown: func(reboot bool) { s.requestStop(Stop{Reason: "shutdown request", Reboot: reboot, Requested: true}) },
 	}
 	return s

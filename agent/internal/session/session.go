@@ -41,6 +41,8 @@ type Shared struct {
 	// DrainGrace is how long an exec's output is still read after its process exited, for
 	// background children that inherited stdout; 0 means one second.
 	DrainGrace time.Duration
+	// Gate, when set, is closed once the system is fully up; execs and file requests wait for it.
+	Gate <-chan struct{}
 }
 
 const (
@@ -214,12 +216,14 @@ func (s *Session) dispatch(r *proto.Request) {
 	case "hello":
 		s.hello(r)
 	case "exec":
+		s.waitGate()
 		s.startExec(r)
 	case "stdin":
 		s.stdin(r)
 	case "signal":
 		s.signal(r)
 	case "read_file", "write_file":
+		s.waitGate()
 		s.fileOp(r)
 	case "shutdown":
 		reboot := r.Bool("reboot")
@@ -231,6 +235,13 @@ func (s *Session) dispatch(r *proto.Request) {
 		s.sh.Shutdown(reboot)
 	default:
 		s.send(proto.ErrorFrame(r.ID, proto.CodeUnsupported, "Cannot handle request: unknown type ("+strconv.Quote(r.Type)+")"))
+	}
+}
+
+// waitGate holds a request until PID 1's late boot steps are done (a few hundred ms at most).
+func (s *Session) waitGate() {
+	if s.sh.Gate != nil {
+		<-s.sh.Gate
 	}
 }
 

@@ -1,0 +1,3 @@
+module rootforge/initrd
+
+go 1.19

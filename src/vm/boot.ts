@@ -1,0 +1,136 @@
+/**
+ * Booting a rootforge image: read how it wants to start (its /etc/rootforge/agent.json), pick
+ * the kernel, start QEMU or Firecracker, and wait for the agent. `checkBoot` adds the checks of
+ * `rootforge verify --boot`: commands that must exit 0, a file round trip, a clean power-off.
+ */
+import { fail } from '../errors.js';
+import { Ext4Image } from '../ext4/reader.js';
+import type { AgentClient } from './agent-client.js';
+import { startFirecracker } from './firecracker.js';
+import { startQemu } from './qemu.js';
+import type { BootTimings, KernelRef, Vm, VmConfig } from './types.js';
+
+export interface ImageBootInfo {
+  /** init= for the kernel (agent.json "init"), undefined for the kernel's default. */
+  init: string | undefined;
+  vsockPort: number;
+  /** The image has a rootforge agent configuration. */
+  hasAgent: boolean;
+  /** The image has no journal (built read-only). */
+  readOnly: boolean;
+  /** The image has /bin/sh (for an interactive shell). */
+  shell: string | null;
+}
+
+/** Reads what booting needs from the image itself. */
+export async function imageBootInfo(image: string): Promise<ImageBootInfo> {
+  const img = await Ext4Image.open(image);
+  try {
+    let cfg: { init?: unknown; vsockPort?: unknown } = {};
+    let hasAgent = false;
+    try {
+      const st = await img.resolve('/etc/rootforge/agent.json');
+      cfg = JSON.parse((await img.readData(st)).toString('utf8')) as typeof cfg;
+      hasAgent = true;
+    } catch (e) {
+      if (!(e instanceof Error && 'code' in e && (e as { code: string }).code === 'EXT4_NOT_FOUND')) throw e;
+    }
+    let shell: string | null = null;
+    for (const sh of ['/bin/sh', '/bin/bash', '/bin/ash']) {
+      try {
+        const st = await img.resolve(sh);
+        if (st.kind === 'file') {
+          shell = sh;
+          break;
+        }
+      } catch (e) {
+        if (!(e instanceof Error && 'code' in e && (e as { code: string }).code === 'EXT4_NOT_FOUND')) throw e;
+      }
+    }
+    return {
+      init: typeof cfg.init === 'string' ? cfg.init : undefined,
+      vsockPort: typeof cfg.vsockPort === 'number' ? cfg.vsockPort : 1024,
+      hasAgent,
+      readOnly: !img.features.includes('has_journal'),
+      shell,
+    };
+  } finally {
+    await img.close();
+  }
+}
+
+export interface BootOptions extends Omit<VmConfig, 'image' | 'kernel' | 'init'> {
+  vmm?: 'qemu' | 'firecracker';
+  /** init= override; default the image's agent.json init. */
+  init?: string;
+}
+
+/** Boots `image` with `kernel` and returns once its agent is ready. */
+export async function bootImage(image: string, kernel: KernelRef, options: BootOptions = {}): Promise<Vm> {
+  const info = await imageBootInfo(image);
+  if (!info.hasAgent) {
+    fail('VM_NO_AGENT', `boot ${image}`, 'the image has no rootforge agent (/etc/rootforge/agent.json); build it with `rootforge build`', image);
+  }
+  const config: VmConfig = { ...options, image, kernel, ...(options.init ?? info.init ? { init: options.init ?? info.init! } : {}) };
+  if (options.vmm === 'firecracker') return startFirecracker(config, { vsockPort: info.vsockPort });
+  return startQemu(config);
+}
+
+export interface CheckResult {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface BootCheckReport {
+  ok: boolean;
+  timings: BootTimings;
+  checks: CheckResult[];
+  /** The console's last lines when a check failed. */
+  consoleTail?: string;
+}
+
+/**
+ * The `verify --boot` checks on a running VM: the agent's own version, each expected command
+ * (through `sh -c` when the image has a shell), a file round trip, and a clean power-off.
+ */
+export async function checkBoot(vm: Vm, expect: string[], shell: string | null): Promise<BootCheckReport> {
+  const checks: CheckResult[] = [];
+  const agent = vm.agent;
+  await runCheck(checks, 'agent-exec', async () => {
+    const r = await agent.exec(['/usr/sbin/rootforge-agent', '--version'], { timeoutMs: 30_000 });
+    if (r.code !== 0) throw new Error(`rootforge-agent --version exited ${r.code ?? r.signal}`);
+    return `rootforge-agent ${r.stdout?.toString().trim()}`;
+  });
+  for (const cmd of expect) {
+    await runCheck(checks, `expect: ${cmd}`, async () => {
+      const argv = shell ? [shell, '-c', cmd] : cmd.split(/\s+/).filter(Boolean);
+      const r = await agent.exec(argv, { timeoutMs: 120_000 });
+      const out = `${r.stdout?.toString() ?? ''}${r.stderr?.toString() ?? ''}`.trim().slice(-500);
+      if (r.code !== 0) throw new Error(`exited ${r.code ?? r.signal}${r.timedOut ? ' (timed out)' : ''}${out ? `: ${out}` : ''}`);
+      return out.split('\n').slice(-1)[0] ?? '';
+    });
+  }
+  await runCheck(checks, 'file-round-trip', async () => fileRoundTrip(agent));
+  const shutdown = await vm.shutdown(15_000);
+  checks.push({ name: 'power-off', ok: shutdown.clean, detail: shutdown.clean ? 'the VM stopped by itself' : 'the VM had to be killed' });
+  const ok = checks.every((c) => c.ok);
+  return { ok, timings: vm.timings, checks, ...(ok ? {} : { consoleTail: vm.consoleTail(40) }) };
+}
+
+async function fileRoundTrip(agent: AgentClient): Promise<string> {
+  const data = Buffer.from(`rootforge verify ${Date.now()}\n\u0000\u00ff binary`);
+  const path = '/tmp/.rootforge-verify';
+  await agent.writeFile(path, data, { mode: 0o600 });
+  const back = await agent.readFile(path);
+  if (!back.equals(data)) throw new Error('the file read back differs');
+  return `${data.length} bytes written and read back`;
+}
+
+async function runCheck(checks: CheckResult[], name: string, fn: () => Promise<string>): Promise<void> {
+  try {
+    checks.push({ name, ok: true, detail: await fn() });
+  } catch (e) {
+    checks.push({ name, ok: false, detail: (e as Error).message });
+  }
+}

@@ -1,0 +1,13 @@
+/** Turns a resolved kernel (kernel.ts) into what the runners take. */
+import { resolveKernel, type ResolveKernelOptions } from './kernel.js';
+import type { KernelRef } from './types.js';
+
+export async function kernelRef(spec: string | undefined, opts: ResolveKernelOptions = {}): Promise<KernelRef> {
+  const k = await resolveKernel(spec, opts);
+  return {
+    vmlinux: k.vmlinux,
+    ...(k.initramfs ? { initramfs: k.initramfs } : {}),
+    name: k.name,
+    arch: k.arch === 'aarch64' ? 'arm64' : 'amd64',
+  };
+}
