@@ -71,9 +71,9 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
     arch = platform?.architecture ?? image?.config.architecture ?? (await detectArch(tree, writer)) ?? hostArch();
     tree.followParentLinks = true;
     const p: ProvisionContext = { tree, writer, time, onWarning, changed };
-    layout(p, spec);
+    layout(p, spec, image !== null);
     await etcFiles(p, spec);
-    await installAgent(p, spec, arch);
+    await installAgent(p, spec, arch, image !== null);
     installInit(p, spec);
     installSessionHooks(p);
     if (spec.files) {

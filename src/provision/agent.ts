@@ -37,7 +37,7 @@ export function initPath(spec: ResolvedSpec): string {
   return spec.realInit;
 }
 
-export async function installAgent(ctx: ProvisionContext, spec: ResolvedSpec, arch: string): Promise<void> {
+export async function installAgent(ctx: ProvisionContext, spec: ResolvedSpec, arch: string, imageBase = false): Promise<void> {
   const bin = await agentBinary(spec, arch);
   if (bin) {
     const size = (await stat(bin)).size;
@@ -52,7 +52,8 @@ export async function installAgent(ctx: ProvisionContext, spec: ResolvedSpec, ar
     vsockPort: DEFAULT_VSOCK_PORT,
     serialPortName: SERIAL_PORT_NAME,
     hostname: spec.hostname,
-    workdir: spec.workdir,
+    // an image's own WorkingDir wins unless the spec names a work directory
+    ...(imageBase && !spec.explicit.has('workdir') ? {} : { workdir: spec.workdir }),
     user: user ? `${user.uid}:${user.gid}` : '0:0',
     env: Object.fromEntries(Object.keys(spec.env).sort().map((k) => [k, spec.env[k]!])),
     mounts: spec.mounts,

@@ -25,7 +25,7 @@ const FHS: [string, number][] = [
   ['etc/rootforge', 0o755],
 ];
 
-export function layout(ctx: ProvisionContext, spec: ResolvedSpec): void {
+export function layout(ctx: ProvisionContext, spec: ResolvedSpec, imageBase = false): void {
   const { tree } = ctx;
   for (const [d, mode] of FHS) {
     // merged-/usr bases have bin and sbin as symlinks: keep them
@@ -39,7 +39,8 @@ export function layout(ctx: ProvisionContext, spec: ResolvedSpec): void {
   }
   if (tree.get('root')?.kind !== 'dir') ensureDir(ctx, 'root', 0o700);
   const owner = spec.users.find((u) => u.uid !== 0);
-  ensureDir(ctx, spec.workdir.replace(/^\/+/, ''), 0o755, owner?.uid ?? 0, owner?.gid ?? 0);
+  // over an OCI image, its WorkingDir is the work directory unless the spec names one
+  if (!imageBase || spec.explicit.has('workdir')) ensureDir(ctx, spec.workdir.replace(/^\/+/, ''), 0o755, owner?.uid ?? 0, owner?.gid ?? 0);
   for (const m of spec.mounts) ensureDir(ctx, m.target.replace(/^\/+/, ''), 0o755);
   for (const u of spec.users) ensureDir(ctx, u.home.replace(/^\/+/, ''), 0o750, u.uid, u.gid);
   if (!tree.get('dev/console')) tree.addSpecial('dev/console', 'chardev', { mode: 0o600, uid: 0, gid: 0, mtime: ctx.time }, 5, 1);

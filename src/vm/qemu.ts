@@ -211,7 +211,13 @@ const STEPS: Step<QemuCtx>[] = [
       if (first === 'panic') await failFromVm(ctx, 'VM_KERNEL_PANIC', `the kernel panicked: ${ctx.console!.events.panic}`);
       if (first === 'exited') await failFromVm(ctx, 'VM_EXITED', 'the VM stopped before the agent was ready');
       if (first === 'timeout') await failFromVm(ctx, 'VM_BOOT_TIMEOUT', `the agent did not answer within ${timeoutMs / 1000} s`);
-      if (typeof first === 'object' && 'error' in first) await failFromVm(ctx, 'VM_NO_AGENT', `the agent did not become ready: ${(first.error as Error).message}`);
+      if (typeof first === 'object' && 'error' in first) {
+        // the connection often breaks because the VM is going down: say that when it is so
+        const gone = await Promise.race([ctx.exited!.then(() => true), sleep(1000).then(() => false)]);
+        if (ctx.console!.events.panic) await failFromVm(ctx, 'VM_KERNEL_PANIC', `the kernel panicked: ${ctx.console!.events.panic}`);
+        if (gone) await failFromVm(ctx, 'VM_EXITED', 'the VM stopped before the agent was ready');
+        await failFromVm(ctx, 'VM_NO_AGENT', `the agent did not become ready: ${(first.error as Error).message}`);
+      }
       const info = (first as { info: { uptimeMs: number } }).info;
       ctx.timings.readyMs = performance.now() - ctx.started;
       ctx.timings.agentUptimeMs = info.uptimeMs;
