@@ -3,6 +3,9 @@ import { buildImage } from '../build.js';
 import { fail } from '../errors.js';
 import { loadSpec } from '../spec/load.js';
 import { formatBytes } from '../util/size.js';
+import { writeAtomically } from '../util/atomic.js';
+import { firecrackerConfig } from '../vm/firecracker.js';
+import { kernelRef } from '../vm/kernel-ref.js';
 import { imageOptions, parse, UsageError } from './args.js';
 import { ProgressLine } from './progress.js';
 
@@ -17,6 +20,10 @@ Options:
   --creds USER:PASS     registry credentials for a docker:// base
   --tls-verify=false    accept any TLS certificate
   --cache-dir DIR       blob cache (default $XDG_CACHE_HOME/rootforge)
+  --emit-firecracker-config FILE
+                        also write a Firecracker VM config (--config-file) that boots the
+                        image with --kernel (vsock socket: <image>.vsock)
+  --kernel K            the kernel for that config (default: the cache's default kernel)
   --quiet               no progress, warnings or summary
   --json                print the result as JSON
 
@@ -33,6 +40,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
       'cache-dir': { type: 'string' },
       quiet: { type: 'boolean', short: 'q' },
       json: { type: 'boolean' },
+      'emit-firecracker-config': { type: 'string' },
+      kernel: { type: 'string' },
     } as const,
     BUILD_USAGE,
   );
@@ -60,6 +69,13 @@ export async function buildCommand(argv: string[]): Promise<number> {
     },
   });
   progress.done();
+  const fcPath = values['emit-firecracker-config'];
+  if (fcPath) {
+    const kernel = await kernelRef(values.kernel, img.cacheDir ? { cacheDir: img.cacheDir } : {});
+    const config = firecrackerConfig({ image: result.output, kernel, init: result.init, readOnlyRoot: spec.readOnly }, `${result.output}.vsock`);
+    await writeAtomically(resolve(fcPath), (fh) => fh.writeFile(JSON.stringify(config, null, 2) + '\n'));
+    if (!values.quiet) process.stderr.write(`${fcPath}: firecracker --no-api --config-file ${fcPath} (agent on vsock port 1024 via ${result.output}.vsock)\n`);
+  }
   if (values.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   else if (!values.quiet) {
     process.stderr.write(
