@@ -17,6 +17,10 @@ export interface BenchOptions {
   quick: boolean;
   /** Leave out the registry benchmark. Default false. */
   skipRegistry: boolean;
+  /** Leave out the boot benchmark (QEMU boots of the examples). Default false. */
+  skipBoot: boolean;
+  /** Only the boot benchmark. Default false. */
+  bootOnly: boolean;
   /** Only the registry benchmark (no tar inputs). Default false. */
   registryOnly: boolean;
   /** Pipelines to measure. Default all (B and C are skipped unless root). */
@@ -34,6 +38,11 @@ Tar inputs (minbase, devbox):
   A       fakeroot: tar -x into a staging dir + mke2fs -d, then e2fsck -fy, resize2fs -M, truncate
   B       as root: mke2fs + loop mount + tar -x + umount, then the same shrink (skipped if not root)
 
+Boot (no pipelines to compare; a target instead): the scratch and Alpine examples built and booted
+N times each under QEMU with the default kernel (made from linux-image-cloud-amd64 if the kernel
+cache has none): wall time to agent ready, and on the guest clock init start → agent ready
+(target ≤ 50 ms).
+
 Registry input (devbox-registry): the devbox tar cut into 4 gzip layers (an OCI layout built once
 next to the tar), pushed to a local docker-registry started for the run:
   ours    rootforge convert docker://127.0.0.1:PORT/devbox:layered, empty blob cache each run
@@ -47,6 +56,8 @@ Options:
   --quick               minbase only, no registry benchmark (CI smoke test)
   --skip-registry       leave out the registry benchmark
   --registry-only       only the registry benchmark
+  --skip-boot           leave out the boot benchmark
+  --boot-only           only the boot benchmark
   --pipelines LIST      comma-separated subset of ours,A,B,C,gunzip,zlib (default: all)
   --order MODE          grouped (default): each pipeline's runs back to back after one untimed
                         warm-up run; interleaved: rounds of all pipelines, rotating the order
@@ -72,6 +83,8 @@ export function parseOptions(argv: string[]): BenchOptions {
         quick: { type: 'boolean' },
         'skip-registry': { type: 'boolean' },
         'registry-only': { type: 'boolean' },
+        'skip-boot': { type: 'boolean' },
+        'boot-only': { type: 'boolean' },
         pipelines: { type: 'string' },
         order: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -92,7 +105,12 @@ export function parseOptions(argv: string[]): BenchOptions {
   if (order !== 'grouped' && order !== 'interleaved') benchFail('BENCH_USAGE', 'use --order', 'expected grouped or interleaved', order);
   const quick = values.quick ?? false;
   const skipRegistry = values['skip-registry'] ?? false;
+  const skipBoot = values['skip-boot'] ?? false;
+  const bootOnly = values['boot-only'] ?? false;
   const registryOnly = values['registry-only'] ?? false;
   if (registryOnly && (quick || skipRegistry)) benchFail('BENCH_USAGE', 'use --registry-only', `it contradicts ${quick ? '--quick' : '--skip-registry'}`);
-  return { runs, order, quick, skipRegistry, registryOnly, pipelines: pipelines as PipelineId[], help: values.help ?? false };
+  if (bootOnly && (quick || skipBoot || registryOnly)) {
+    benchFail('BENCH_USAGE', 'use --boot-only', `it contradicts ${quick ? '--quick' : skipBoot ? '--skip-boot' : '--registry-only'}`);
+  }
+  return { runs, order, quick, skipRegistry, registryOnly, skipBoot, bootOnly, pipelines: pipelines as PipelineId[], help: values.help ?? false };
 }

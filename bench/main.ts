@@ -17,6 +17,7 @@ import { exec, requireTool, stopRunningChildren } from './exec.js';
 import { DEVBOX, MINBASE, ensureInput } from './fixtures.js';
 import { machineInfo } from './machine.js';
 import { PIPELINES, type Pipeline } from './pipelines.js';
+import { benchBoot, formatBoot } from './boot.js';
 import { benchRegistry, REGISTRY_INPUT } from './registry-bench.js';
 import { formatInput, summarize, writeResults, type BenchReport, type InputResult } from './report.js';
 import { isInterrupted, log, markInterrupted, runPipelines } from './runner.js';
@@ -43,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
   requireTool('e2fsck'); // every image is checked with it: fail before any work
   const report: BenchReport = {
     startedAt: new Date().toISOString(),
-    options: { runs: opts.runs, order: opts.order, quick: opts.quick, pipelines: opts.pipelines, skipRegistry: opts.skipRegistry, registryOnly: opts.registryOnly },
+    options: { runs: opts.runs, order: opts.order, quick: opts.quick, pipelines: opts.pipelines, skipRegistry: opts.skipRegistry, registryOnly: opts.registryOnly, skipBoot: opts.skipBoot, bootOnly: opts.bootOnly },
     machine: await machineInfo(),
     inputs: [],
   };
@@ -57,13 +58,13 @@ async function main(argv: string[]): Promise<number> {
     log(`wrote ${files.join(', ')}`);
   };
   const selected = PIPELINES.filter((p) => opts.pipelines.includes(p.id));
-  const tarInputs = opts.registryOnly ? [] : opts.quick ? [MINBASE] : [MINBASE, DEVBOX];
+  const tarInputs = opts.registryOnly || opts.bootOnly ? [] : opts.quick ? [MINBASE] : [MINBASE, DEVBOX];
   if (selected.length === 0 && tarInputs.length > 0) log(`tar inputs: none of ${PIPELINES.map((p) => p.id).join(', ')} selected by --pipelines; skipped`);
   for (const spec of selected.length > 0 ? tarInputs : []) {
     const path = await ensureInput(spec, log);
     await done(await benchInput(spec.name, path, selected, opts.runs, opts.order));
   }
-  if (!opts.quick && !opts.skipRegistry) {
+  if (!opts.quick && !opts.skipRegistry && !opts.bootOnly) {
     const registryIds = opts.pipelines.filter((id) => id === 'ours' || id === 'C' || id === 'gunzip' || id === 'zlib');
     if (registryIds.length === 0) {
       log(`${REGISTRY_INPUT}: none of ours, C, gunzip, zlib selected by --pipelines; skipped`);
@@ -73,6 +74,11 @@ async function main(argv: string[]): Promise<number> {
       const stats = report.inputs.find((i) => i.input === DEVBOX.name)?.stats ?? (await readTarStats(path));
       await done(await benchRegistry(path, stats, registryIds, opts.runs, opts.order));
     }
+  }
+  if (!opts.quick && !opts.skipBoot && !opts.registryOnly) {
+    report.boot = await benchBoot(opts.runs, log);
+    process.stdout.write(formatBoot(report.boot) + '\n\n');
+    log(`wrote ${(await writeResults(RESULTS_DIR, report)).join(', ')}`);
   }
   const failed = report.inputs.flatMap((i) => i.pipelines).filter((p) => p.status === 'failed');
   const failedChecks = report.inputs.flatMap((i) => i.checks ?? []).filter((c) => !c.ok);

@@ -103,9 +103,11 @@ export interface InputResult {
 
 export interface BenchReport {
   startedAt: string;
-  options: { runs: number; order: string; quick: boolean; pipelines: PipelineId[]; skipRegistry?: boolean; registryOnly?: boolean };
+  options: { runs: number; order: string; quick: boolean; pipelines: PipelineId[]; skipRegistry?: boolean; registryOnly?: boolean; skipBoot?: boolean; bootOnly?: boolean };
   machine: MachineInfo;
   inputs: InputResult[];
+  /** The boot benchmark (scratch and Alpine examples under QEMU). */
+  boot?: import('./boot.js').BootBenchResult;
 }
 
 export function median(xs: readonly number[]): number {
@@ -277,6 +279,11 @@ export async function writeResults(dir: string, report: BenchReport): Promise<st
   for (const input of report.inputs) {
     const p = join(dir, `${input.input}-${stamp}.json`);
     await writeFile(p, JSON.stringify({ ...report, inputs: [input] }, null, 2) + '\n');
+    written.push(p);
+  }
+  if (report.boot) {
+    const p = join(dir, `boot-${stamp}.json`);
+    await writeFile(p, JSON.stringify({ ...report, inputs: [] }, null, 2) + '\n');
     written.push(p);
   }
   const latest = join(dir, 'latest.json');
