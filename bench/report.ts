@@ -238,7 +238,7 @@ function oursSplit(r: InputResult): string[] {
   const lines = [
     '',
     `  our time split (medians of ${ours.runs.length} runs, total ${total.toFixed(2)} s):`,
-    `    download (manifest, config, layer blobs → blob cache) ${pct(step('download'))}`,
+    `    download not overlapped (manifest, config, waiting for layer blobs) ${pct(step('download'))}`,
     `    decompress + parse + write (one stream per layer)    ${pct(ingest)}`,
   ];
   if (zlib !== undefined) {
@@ -247,7 +247,7 @@ function oursSplit(r: InputResult): string[] {
   // The finish phases, from convert()'s timings (ms), slowest first.
   const timings = ours.runs.map((x) => (x.details?.['timingsMs'] ?? {}) as Record<string, number>);
   const phases = Object.keys(timings[0] ?? {})
-    .filter((k) => k !== 'resolve image (download)' && k !== 'read source, stream data')
+    .filter((k) => k !== 'resolve image (download)' && k !== 'read source, stream data' && k !== 'of which waiting for layer downloads')
     .map((k) => [k, median(timings.map((t) => (t[k] ?? 0) / 1000))] as const)
     .sort((a, b) => b[1] - a[1]);
   lines.push(

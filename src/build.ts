@@ -5,6 +5,7 @@
  * written like convert's: one pass, exact size, atomic output.
  */
 import { ingestSource, parseSource, resolveImage, type ConvertOptions } from './convert.js';
+import type { FileHandle } from 'node:fs/promises';
 import { Ext4Writer, type ImageSummary } from './ext4/writer.js';
 import { parsePlatform } from './oci/manifest.js';
 import type { ResolvedImage } from './oci/types.js';
@@ -56,7 +57,15 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
   const timestamp = options.timestamp ?? 0;
   const changed: string[] = [];
   let arch = '';
-  const summary = await writeAtomically(spec.output, async (fh) => {
+  let summary: ImageSummary;
+  try {
+    summary = await writeAtomically(spec.output, writeImage);
+  } finally {
+    await image?.close?.(); // a registry image's background downloads, connections
+  }
+  return { ...summary, output: spec.output, arch, init: initPath(spec), warnings, provisioned: changed };
+
+  async function writeImage(fh: FileHandle): Promise<ImageSummary> {
     const writer = new Ext4Writer(fh, {
       size: parseSize(spec.size),
       readOnly: spec.readOnly,
@@ -81,6 +90,5 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
       changed.push(`(files from ${spec.files})`);
     }
     return writer.finish(tree);
-  });
-  return { ...summary, output: spec.output, arch, init: initPath(spec), warnings, provisioned: changed };
+  }
 }

@@ -6,7 +6,7 @@ import { fail } from './errors.js';
 import { Ext4Writer, type Ext4Options, type ImageSummary } from './ext4/writer.js';
 import { copyFile, type FileHandle } from 'node:fs/promises';
 import { defaultCacheDir, ImageCache } from './oci/cache.js';
-import { pullImage, parseDockerReference, type Credentials } from './oci/registry.js';
+import { openRegistryImage, parseDockerReference, type Credentials } from './oci/registry.js';
 import { version } from './version.js';
 import { ingestDir } from './sources/dir.js';
 import { ingestTar } from './sources/tar.js';
@@ -103,21 +103,33 @@ export async function convert(source: string | SourceSpec, output: string, optio
   const resolveStarted = performance.now();
   const image = await resolveImage(src, options);
   const resolveMs = Math.round(performance.now() - resolveStarted);
-  const cache = options.cache === false ? null : new ImageCache(options.cacheDir ?? defaultCacheDir());
-  const key = cache ? ImageCache.key(version(), image.source, image.manifestDigest, cacheOptions(options)) : '';
-  const cached = cache ? await cache.lookup(key) : null;
-  if (cached) {
-    await writeAtomically(output, async (_fh, tmp) => copyFile(cached.path, tmp));
-    return { ...cached.summary, timings: { 'resolve image (download)': resolveMs }, image: imageJson(image), cacheHit: true, output, source: src, warnings };
+  try {
+    const cache = options.cache === false ? null : new ImageCache(options.cacheDir ?? defaultCacheDir());
+    const key = cache ? ImageCache.key(version(), image.source, image.manifestDigest, cacheOptions(options)) : '';
+    const cached = cache ? await cache.lookup(key) : null;
+    if (cached) {
+      await writeAtomically(output, async (_fh, tmp) => copyFile(cached.path, tmp));
+      return { ...cached.summary, timings: { [RESOLVE_TIMING]: resolveMs }, image: imageJson(image), cacheHit: true, output, source: src, warnings };
+    }
+    const built = await writeAtomically(output, (fh) => build(fh, src, image, options, onWarning));
+    // A registry image's layers download while the first ones are converted: the time spent
+    // waiting for them is part of "read source, stream data" and also reported on its own.
+    const waited: Record<string, number> = image.waitedMs !== undefined ? { [WAIT_TIMING]: Math.round(image.waitedMs) } : {};
+    const summary = { ...built, timings: { [RESOLVE_TIMING]: resolveMs, ...waited, ...built.timings } };
+    if (cache) {
+      const { image: _image, ...plain } = summary;
+      await cache.store(key, output, { source: image.source, manifestDigest: image.manifestDigest, sizeBytes: summary.sizeBytes, toolVersion: version(), summary: plain });
+    }
+    return { ...summary, ...(cache ? { cacheHit: false } : {}), output, source: src, warnings };
+  } finally {
+    await image.close?.();
   }
-  const built = await writeAtomically(output, (fh) => build(fh, src, image, options, onWarning));
-  const summary = { ...built, timings: { 'resolve image (download)': resolveMs, ...built.timings } };
-  if (cache) {
-    const { image: _image, ...plain } = summary;
-    await cache.store(key, output, { source: image.source, manifestDigest: image.manifestDigest, sizeBytes: summary.sizeBytes, toolVersion: version(), summary: plain });
-  }
-  return { ...summary, ...(cache ? { cacheHit: false } : {}), output, source: src, warnings };
 }
+
+/** convert()'s timing of resolving an image source (for a registry: manifests and config). */
+export const RESOLVE_TIMING = 'resolve image (download)';
+/** convert()'s timing of waiting for layer blobs still downloading (within the ingest timing). */
+export const WAIT_TIMING = 'of which waiting for layer downloads';
 
 /** Source → tree → image into `fh`. */
 async function build(
@@ -166,14 +178,13 @@ function cacheOptions(o: ConvertOptions): Record<string, unknown> {
   };
 }
 
-
 /** Resolves an image source to its manifest, config and layers. */
 export async function resolveImage(src: Extract<SourceSpec, { kind: 'oci' | 'docker-archive' | 'docker' }>, options: ConvertOptions): Promise<ResolvedImage> {
   const platform = options.platform ?? hostPlatform();
   const explicit = options.platform !== undefined;
   if (src.kind === 'oci') return resolveOciLayout(src.path, src.ref, platform, explicit);
   if (src.kind === 'docker-archive') return resolveDockerArchive(src.path, src.ref, platform, explicit);
-  return pullImage(parseDockerReference(src.ref), {
+  return openRegistryImage(parseDockerReference(src.ref), {
     cacheDir: options.cacheDir ?? defaultCacheDir(),
     // only an explicit --platform makes a single-platform image of another architecture an error
     ...(options.platform ? { platform: options.platform } : {}),

@@ -5,6 +5,11 @@
  *   tag ──GET manifests/<tag>──▶ index? ──select platform──▶ GET manifests/<digest> ──▶ manifest
  *   manifest ──▶ config + layers ──BlobStore.fetch (3 at a time, resumable, verified)──▶ cache
  *
+ * pullImage() returns when every blob is in the cache. openRegistryImage() returns once the
+ * manifest and config are in; the layers download in the background, top layer first (the order
+ * the merger reads them in), and each layer's open() waits only for its own blob, so converting
+ * overlaps with downloading.
+ *
  * Manifests are stored in the cache by digest too, so a by-digest pull whose blobs are all
  * cached needs no network; a by-tag pull always asks the registry (tags move).
  */
@@ -17,7 +22,7 @@ import { checkLayerMediaType, fileLayer } from './layer.js';
 import { formatPlatform, hostPlatform, isIndex, parseConfig, parseIndex, parseJson, parseManifest, selectPlatform } from './manifest.js';
 import { formatReference, type RegistryRef } from './reference.js';
 import { RegistryClient } from './registry-client.js';
-import { MEDIA, type Descriptor, type ImageManifest, type Platform, type ResolvedImage } from './types.js';
+import { MEDIA, type Descriptor, type ImageManifest, type Layer, type Platform, type ResolvedImage } from './types.js';
 
 export { RegistryClient, MANIFEST_ACCEPT, type BlobStream, type FetchedManifest, type RegistryClientOptions } from './registry-client.js';
 export { parseDockerReference, formatReference, type RegistryRef } from './reference.js';
@@ -54,11 +59,39 @@ export interface PullResult extends ResolvedImage {
   fromCache: { blobsFetched: number; blobsCached: number };
 }
 
+/** A registry image whose layer blobs arrive in the background (openRegistryImage). */
+export interface RegistryImage extends ResolvedImage {
+  /**
+   * Starts downloading the layer blobs not cached yet, top layer first, `concurrency` at a time,
+   * and settles when all have ended (the first error rejects it). Idempotent; every layer's
+   * open() calls it.
+   */
+  download(): Promise<{ blobsFetched: number; blobsCached: number }>;
+  /** Time layer open() calls have spent waiting for their blob, ms. */
+  readonly waitedMs: number;
+  /**
+   * Starts no more downloads, waits for those in flight to end (errors ignored; their bytes stay
+   * in the cache either way), then closes the connections.
+   */
+  close(): Promise<void>;
+}
+
 const CONFIG_TYPES = new Set<string>([MEDIA.ociConfig, MEDIA.dockerConfig]);
 const MANIFEST_TYPES = new Set<string>([MEDIA.ociManifest, MEDIA.dockerManifest]);
 const INDEX_TYPES = new Set<string>([MEDIA.ociIndex, MEDIA.dockerList]);
 
 export async function pullImage(ref: RegistryRef, opts: PullOptions): Promise<PullResult> {
+  const image = await openRegistryImage(ref, opts);
+  try {
+    const fromCache = await image.download();
+    const { source, manifestDigest, manifest, config } = image;
+    return { source, manifestDigest, manifest, config, layers: manifest.layers.map((d) => fileLayer(d, image.blobPath(d.digest))), fromCache };
+  } finally {
+    await image.close();
+  }
+}
+
+export async function openRegistryImage(ref: RegistryRef, opts: PullOptions): Promise<RegistryImage & { blobPath(digest: string): string }> {
   const concurrency = opts.concurrency ?? 3;
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) fail('OPTION_INVALID', 'pull image', 'concurrency must be a positive integer', concurrency);
   if (opts.cacheDir === '') fail('OPTION_INVALID', 'pull image', 'no cache directory', opts.cacheDir);
@@ -71,6 +104,7 @@ export async function pullImage(ref: RegistryRef, opts: PullOptions): Promise<Pu
     ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
     tlsVerify: opts.tlsVerify ?? true,
   });
+  let handedOver = false;
   try {
     const platform = opts.platform ?? hostPlatform();
     const { digest: manifestDigest, manifest, fromIndex } = await resolveManifest(client, store, ref, platform, source);
@@ -79,7 +113,11 @@ export async function pullImage(ref: RegistryRef, opts: PullOptions): Promise<Pu
     }
     for (const layer of manifest.layers) checkLayerMediaType(layer);
 
-    const counts = await fetchBlobs(client, store, ref.repository, [manifest.config, ...manifest.layers], concurrency, opts);
+    // Progress covers every blob still to download: the config now, the layers later.
+    const tracker = { done: 0, total: 0 };
+    const all = [...new Map([manifest.config, ...manifest.layers].map((d) => [d.digest, d])).values()];
+    for (const d of all) if (!(await store.has(d.digest))) tracker.total += d.size;
+    const configCounts = await fetchBlobs(client, store, ref.repository, [manifest.config], 1, { ...opts, tracker });
     const config = parseConfig(
       await readVerified(store.path(manifest.config.digest), manifest.config.digest, `read config of ${source}`),
       `config ${manifest.config.digest}`,
@@ -88,16 +126,76 @@ export async function pullImage(ref: RegistryRef, opts: PullOptions): Promise<Pu
     if (opts.platform !== undefined && !fromIndex && !configMatches(config, opts.platform)) {
       fail('OCI_NO_PLATFORM', `pull ${source}`, `the image is for ${config.os ?? '?'}/${config.architecture ?? '?'}, not the requested platform`, formatPlatform(opts.platform));
     }
-    return {
+
+    // One settled-once promise per layer blob; rejections are also handled here so a blob nobody
+    // waits for (a failed pull, a cache hit) is not an unhandled rejection.
+    const ready = new Map<string, { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void }>();
+    for (const d of manifest.layers) {
+      if (ready.has(d.digest)) continue;
+      let resolve!: () => void;
+      let reject!: (e: unknown) => void;
+      const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+      promise.catch(() => undefined);
+      ready.set(d.digest, { promise, resolve, reject });
+    }
+    let downloading: Promise<{ blobsFetched: number; blobsCached: number }> | undefined;
+    let closed = false;
+    const download = () => {
+      if (closed && downloading === undefined) return Promise.reject(new Error(`Cannot pull ${source}: the image was closed`));
+      downloading ??= (async () => {
+        try {
+          // The merger reads the top layer first: fetch in that order.
+          const topDown = [...manifest.layers].reverse();
+          const counts = await fetchBlobs(client, store, ref.repository, topDown, concurrency, { ...opts, tracker, stopped: () => closed }, (digest, error) => {
+            const r = ready.get(digest);
+            if (error === undefined) r?.resolve();
+            else r?.reject(error);
+          });
+          // Blobs left out because the image was closed (settled ones ignore this).
+          for (const r of ready.values()) r.reject(new Error(`Cannot pull ${source}: the image was closed`));
+          return { blobsFetched: counts.blobsFetched + configCounts.blobsFetched, blobsCached: counts.blobsCached + configCounts.blobsCached };
+        } catch (e) {
+          for (const r of ready.values()) r.reject(e); // blobs never started: the first error
+          throw e;
+        }
+      })();
+      return downloading;
+    };
+    let waitedMs = 0;
+    const image = {
       source,
       manifestDigest,
       manifest,
       config,
-      layers: manifest.layers.map((d) => fileLayer(d, store.path(d.digest))),
-      fromCache: counts,
+      layers: manifest.layers.map((d): Layer => {
+        const file = fileLayer(d, store.path(d.digest));
+        return {
+          descriptor: d,
+          async open() {
+            const started = performance.now();
+            download().catch(() => undefined); // this blob's own error comes from ready
+            await ready.get(d.digest)!.promise;
+            waitedMs += performance.now() - started;
+            return file.open();
+          },
+        };
+      }),
+      download,
+      get waitedMs() {
+        return waitedMs;
+      },
+      blobPath: (digest: string) => store.path(digest),
+      async close() {
+        if (closed) return;
+        closed = true;
+        await downloading?.catch(() => undefined);
+        client.close();
+      },
     };
+    handedOver = true;
+    return image;
   } finally {
-    client.close();
+    if (!handedOver) client.close();
   }
 }
 
@@ -148,7 +246,8 @@ function declaredMediaType(bytes: Buffer): string {
 }
 
 /**
- * Fetches every blob not yet in the store, `concurrency` at a time. After a failure no new
+ * Fetches every blob not yet in the store, `concurrency` at a time, reporting each one's end to
+ * `onBlob` (cached ones at once). After a failure, or once `stopped()` says so, no new
  * downloads start, those running finish (their bytes are kept for the next run either way),
  * and the first error is thrown.
  */
@@ -158,28 +257,33 @@ async function fetchBlobs(
   repo: string,
   descriptors: Descriptor[],
   concurrency: number,
-  opts: PullOptions,
+  opts: Pick<PullOptions, 'onProgress' | 'backoffMs'> & { stopped?: () => boolean; tracker?: { done: number; total: number } },
+  onBlob?: (digest: string, error?: unknown) => void,
 ): Promise<{ blobsFetched: number; blobsCached: number }> {
   const unique = [...new Map(descriptors.map((d) => [d.digest, d])).values()];
   const missing: Descriptor[] = [];
-  for (const d of unique) if (!(await store.has(d.digest))) missing.push(d);
+  for (const d of unique) {
+    if (await store.has(d.digest)) onBlob?.(d.digest);
+    else missing.push(d);
+  }
   let blobsCached = unique.length - missing.length;
   let blobsFetched = 0;
 
-  const total = missing.reduce((n, d) => n + d.size, 0);
+  // Progress counts over every fetchBlobs call sharing `tracker` (config, then layers).
+  const tracker = opts.tracker ?? { done: 0, total: 0 };
+  if (!opts.tracker) tracker.total = missing.reduce((n, d) => n + d.size, 0);
   const progress = new Map<string, number>();
-  let done = 0;
   const report = (digest: string, bytes: number): void => {
-    done += bytes - (progress.get(digest) ?? 0);
+    tracker.done += bytes - (progress.get(digest) ?? 0);
     progress.set(digest, bytes);
-    opts.onProgress?.({ done, total });
+    opts.onProgress?.({ done: tracker.done, total: tracker.total });
   };
-  opts.onProgress?.({ done, total });
+  opts.onProgress?.({ done: tracker.done, total: tracker.total });
 
   const errors: unknown[] = [];
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (errors.length === 0 && next < missing.length) {
+    while (errors.length === 0 && !opts.stopped?.() && next < missing.length) {
       const d = missing[next++]!;
       try {
         const r = await store.fetch(d.digest, d.size, (offset) => client.blobStream(repo, d.digest, offset), {
@@ -189,8 +293,10 @@ async function fetchBlobs(
         report(d.digest, d.size);
         if (r.fetched) blobsFetched++;
         else blobsCached++;
+        onBlob?.(d.digest);
       } catch (e) {
         errors.push(e);
+        onBlob?.(d.digest, e);
       }
     }
   };

@@ -87,4 +87,8 @@ export interface ResolvedImage {
   config: ImageConfig;
   /** Bottom layer first, as in the manifest. */
   layers: Layer[];
+  /** Sources that download in the background: time layer open() calls spent waiting, ms. */
+  readonly waitedMs?: number;
+  /** Releases what the source holds open (downloads in flight, connections). Call when done. */
+  close?(): Promise<void>;
 }

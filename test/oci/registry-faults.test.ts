@@ -12,7 +12,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseDockerReference, pullImage, type PullOptions, type PullResult } from '../../src/oci/registry.js';
+import { openRegistryImage, parseDockerReference, pullImage, type PullOptions, type PullResult } from '../../src/oci/registry.js';
+import { convert } from '../../src/convert.js';
 import { BlobStore } from '../../src/oci/blobstore.js';
 import { isRootforgeError } from '../../src/errors.js';
 import { cleanups, layoutManifest, makeImage, pushImage, registryToolsMissing, startRegistry, type RegistryServer } from '../helpers/registry.js';
@@ -64,6 +65,62 @@ test('a blob tampered with in the registry: OCI_DIGEST_MISMATCH, no blob and no 
     assert.equal(await new BlobStore(join(cacheDir, 'blobs')).has(layer.digest), false);
   } finally {
     writeFileSync(data, original);
+  }
+});
+
+test('convert from a registry whose layer was tampered with: OCI_DIGEST_MISMATCH, no image, no blob', { skip }, async () => {
+  const layer = layoutManifest(layout, 'victim').layers[0]!;
+  const data = registry.blobData(layer.digest);
+  const original = readFileSync(data);
+  writeFileSync(data, randomBytes(original.length));
+  try {
+    const cacheDir = newCache();
+    const out = join(work, 'tampered.img');
+    await assert.rejects(
+      convert(`docker://${registry.host}/faults/victim:v1`, out, { cacheDir, dockerConfigDir: join(work, 'no-config') }),
+      (e) => isRootforgeError(e, 'OCI_DIGEST_MISMATCH') && e.message.includes(layer.digest),
+    );
+    assert.equal(existsSync(out), false, 'no output');
+    assert.deepEqual(readdirSync(work).filter((f) => f.startsWith('tampered')), [], 'no temp file left');
+    assert.equal(await new BlobStore(join(cacheDir, 'blobs')).has(layer.digest), false);
+  } finally {
+    writeFileSync(data, original);
+  }
+});
+
+test('layers download in the background, top first: the top layer is read while a lower one is still arriving', { skip }, async () => {
+  // The 1 MiB middle layer is slowed down; one download at a time, so the order is visible.
+  proxy.inject((path) => (path === blobPath(bigLayer.digest) ? { delayMs: 40 } : undefined));
+  const open = (cacheDir: string) =>
+    openRegistryImage(parseDockerReference(`${proxy.host}/faults/app:v1`), { cacheDir, dockerConfigDir: join(work, 'no-config'), backoffMs: 10, concurrency: 1 });
+  try {
+    const cacheDir = newCache();
+    const store = new BlobStore(join(cacheDir, 'blobs'));
+    const img = await open(cacheDir);
+    const [bottom, middle, top] = img.layers;
+    assert.equal(middle!.descriptor.digest, bigLayer.digest);
+    let bytes = 0;
+    for await (const chunk of await top!.open()) bytes += chunk.length;
+    assert.ok(bytes > 0);
+    assert.equal(await store.has(bigLayer.digest), false, 'the top layer was read before the middle one arrived');
+    for await (const chunk of await middle!.open()) bytes += chunk.length;
+    assert.equal(await store.has(bigLayer.digest), true);
+    assert.ok(img.waitedMs > 0, 'opening the middle layer waited for it');
+    for await (const chunk of await bottom!.open()) bytes += chunk.length;
+    assert.deepEqual(await img.download(), { blobsFetched: 4, blobsCached: 0 });
+    await img.close();
+
+    // close() while the middle layer is in flight: it finishes, the bottom one never starts.
+    const cache2 = newCache();
+    const img2 = await open(cache2);
+    for await (const chunk of await img2.layers[2]!.open()) bytes += chunk.length;
+    await img2.close();
+    const store2 = new BlobStore(join(cache2, 'blobs'));
+    assert.equal(await store2.has(bigLayer.digest), true, 'the download in flight was finished');
+    assert.equal(await store2.has(img2.layers[0]!.descriptor.digest), false, 'no download started after close()');
+    await assert.rejects(img2.layers[0]!.open(), /closed/);
+  } finally {
+    proxy.inject();
   }
 });
 
