@@ -8,16 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-out}
 
-missing=()
-command -v e2fsck >/dev/null || missing+=(e2fsprogs)
-command -v go >/dev/null || missing+=(golang-go)
-command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
-command -v xz >/dev/null || missing+=(xz-utils)
-if ((${#missing[@]})); then
-  sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
-  echo "quickstart: installing ${missing[*]}" >&2
-  $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}"
-fi
+scripts/install-deps run   # the `run` group of scripts/system-packages.txt, with apt when missing
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<15)) { console.error("quickstart: Node.js >= 20.15 is needed, this is "+process.version); process.exit(1) }'
 
 [ -d node_modules ] || npm ci --no-audit --no-fund

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tarEntries } from './tar-writer.js';
+import { missingTool } from './fixtures.js';
 
 export function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): string {
   const r = spawnSync(cmd, args, { cwd: opts.cwd, maxBuffer: 1 << 28 });
@@ -18,8 +19,7 @@ export function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): st
 }
 
 export function haveTools(...tools: string[]): string | null {
-  for (const t of tools) if (spawnSync('which', [t]).status !== 0) return `${t} is not installed (.ci/run installs it)`;
-  return null;
+  return missingTool(...tools);
 }
 
 /** Bytes that appear only in content hidden by upper layers: they must not reach the image. */

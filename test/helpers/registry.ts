@@ -17,6 +17,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { missingTool } from './fixtures.js';
 
 /** Anything with an `after` hook: a TestContext, a SuiteContext, or `{ after }` from node:test. */
 export interface AfterHook {
@@ -86,10 +87,8 @@ process.on('exit', () => {
 
 /** Why the registry tests cannot run here, or undefined when they can. */
 export function registryToolsMissing(): string | undefined {
-  for (const tool of ['docker-registry', 'skopeo', 'umoci', 'htpasswd', 'openssl']) {
-    const r = spawnSync('sh', ['-c', 'command -v "$1"', 'sh', tool], { encoding: 'utf8' });
-    if (r.status !== 0) return `${tool} is not installed`;
-  }
+  const missing = missingTool('docker-registry', 'skopeo', 'umoci', 'htpasswd', 'openssl');
+  if (missing) return missing;
   if (process.getuid?.() !== 0) return 'umoci unpack/repack needs root';
   return undefined;
 }
