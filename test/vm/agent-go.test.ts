@@ -27,3 +27,18 @@ test('go test ./... in agent/', { skip: haveGo ? false : 'no Go toolchain (apt-g
   assert.equal(r.status, 0, `go test failed:\n${r.stdout}\n${r.stderr}`);
   assert.match(r.stdout, /^ok\s+rootforge\/agent\/internal\/session/m);
 });
+
+// Sessions of one agent run on their own goroutines and share its settings: the race detector
+// (it needs cgo, so a C compiler) checks the server and session packages with several hosts at once.
+const haveCc = spawnSync('which', ['gcc']).status === 0;
+test('go test -race of the server and session packages (concurrent connections)', { skip: haveGo && haveCc ? false : 'needs Go and gcc (apt-get install golang-go gcc)', timeout: 600_000 }, () => {
+  const r = spawnSync('go', ['test', '-race', '-count=1', './internal/server/', './internal/session/'], {
+    cwd: join(REPO, 'agent'),
+    encoding: 'utf8',
+    env: { ...process.env, CGO_ENABLED: '1', GOFLAGS: '' },
+    timeout: 590_000,
+  });
+  assert.equal(r.error, undefined);
+  assert.equal(r.status, 0, `go test -race failed:\n${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /^ok\s+rootforge\/agent\/internal\/server/m);
+});

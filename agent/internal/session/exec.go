@@ -272,7 +272,7 @@ func (s *Session) supervise(e *execution, exitCh <-chan syscall.WaitStatus, outR
 	go func() { pumps.Wait(); close(drained) }()
 	select {
 	case <-drained:
-	case <-time.After(s.sh.DrainGrace):
+	case <-time.After(s.drainGrace):
 		logx.Debug("exec " + strconv.FormatInt(e.id, 10) + ": output still open after exit; closing it")
 	}
 	closeAll(outR, errR)

@@ -39,7 +39,8 @@ type Shared struct {
 	// Stopping reports that the agent is shutting down (new execs are refused).
 	Stopping func() bool
 	// DrainGrace is how long an exec's output is still read after its process exited, for
-	// background children that inherited stdout; 0 means one second.
+	// background children that inherited stdout; 0 means one second. Sessions only read it:
+	// Shared is used by every connection's goroutine at once.
 	DrainGrace time.Duration
 	// Gate, when set, is closed once the system is fully up; execs and file requests wait for it.
 	Gate <-chan struct{}
@@ -70,15 +71,18 @@ type Session struct {
 
 	// hostToken is the "session" token of the last hello (read loop only).
 	hostToken string
+	// drainGrace is Shared.DrainGrace with its default applied (Shared is never written).
+	drainGrace time.Duration
 }
 
 // New prepares a session over conn; Run serves it.
 func New(sh *Shared, conn io.ReadWriteCloser, name string) *Session {
-	if sh.DrainGrace == 0 {
-		sh.DrainGrace = time.Second
+	grace := sh.DrainGrace
+	if grace == 0 {
+		grace = time.Second
 	}
 	return &Session{
-		sh: sh, conn: conn, name: name,
+		sh: sh, conn: conn, name: name, drainGrace: grace,
 		out: make(chan []byte, outQueue), done: make(chan struct{}), writerDone: make(chan struct{}),
 		files: make(chan struct{}, fileParallel), execs: map[int64]*execution{},
 	}
