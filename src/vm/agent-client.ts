@@ -13,7 +13,7 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import type { Duplex, Readable } from 'node:stream';
 import { fail, RootforgeError } from '../errors.js';
-import { encodeFrame, FrameDecoder, MAX_DATA, remoteError, toReadyInfo, type AgentMessage, type ReadyInfo } from './agent-protocol.js';
+import { encodeFrame, FrameDecoder, MAX_DATA, PROTOCOL_VERSION, remoteError, toReadyInfo, type AgentMessage, type ReadyInfo } from './agent-protocol.js';
 
 export { AgentRemoteError, type ReadyInfo } from './agent-protocol.js';
 export { connectFirecrackerVsock, connectUnix, type ConnectOptions } from './agent-connect.js';
@@ -177,7 +177,12 @@ export class AgentClient {
         if (err) reject(err);
         else resolve(info!);
       };
-      const onReady = (info: ReadyInfo) => finish(null, info);
+      // An agent speaking another protocol version would misread our requests: refuse it here,
+      // before anything is sent but hello.
+      const onReady = (info: ReadyInfo) =>
+        info.protocol === PROTOCOL_VERSION
+          ? finish(null, info)
+          : finish(new RootforgeError('AGENT_PROTOCOL_MISMATCH', `Cannot talk to agent ${info.version}: it speaks protocol ${info.protocol}, this host speaks ${PROTOCOL_VERSION} (use matching rootforge and rootforge-agent versions)`));
       const hello = () => {
         if (this.closedWith) return finish(this.closedWith);
         const id = this.allocId();

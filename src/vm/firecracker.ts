@@ -10,15 +10,15 @@
  * These CI machines cannot run Firecracker (no usable KVM); its tests use a stand-in binary
  * that relays the vsock socket to a real agent, and check the generated config.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fail, RootforgeError } from '../errors.js';
+import { fail } from '../errors.js';
 import { AgentClient, connectFirecrackerVsock } from './agent-client.js';
-import { ConsoleLog } from './console.js';
 import { Cleanups, runSteps, type Step } from './steps.js';
 import type { BootTimings, Vm, VmConfig } from './types.js';
+import { bootTimings, failFromVm, shutdownVm, sleep, spawnVmm, waitAgentReady, type VmmProcess } from './vmm-process.js';
 
 export const DEFAULT_VSOCK_PORT = 1024;
 /** The host is CID 2 and this machine's own vsock is 3: guests start at 4. */
@@ -67,9 +67,7 @@ interface FcCtx {
   dir?: string;
   uds?: string;
   configPath?: string;
-  child?: ChildProcess;
-  console?: ConsoleLog;
-  exited?: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  vmm?: VmmProcess;
   agent?: AgentClient;
   timings: Partial<BootTimings>;
 }
@@ -115,26 +113,8 @@ const STEPS: Step<FcCtx>[] = [
       const [cmd, args] = j
         ? [j.binary ?? 'jailer', ['--id', j.id ?? 'rootforge', '--exec-file', ctx.binary!, '--uid', String(j.uid), '--gid', String(j.gid), ...(j.chrootBase ? ['--chroot-base-dir', j.chrootBase] : []), '--', '--no-api', '--config-file', ctx.configPath!]]
         : [ctx.binary!, ['--no-api', '--config-file', ctx.configPath!]];
-      const child = spawn(cmd, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-      ctx.child = child;
-      ctx.exited = new Promise((resolve) => {
-        child.on('exit', (code, signal) => resolve({ code, signal }));
-        child.on('error', () => resolve({ code: -1, signal: null }));
-      });
-      ctx.cleanups.add('kill firecracker', async () => {
-        if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-          try {
-            process.kill(-child.pid, 'SIGKILL');
-          } catch (e) {
-            if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
-          }
-        }
-        await ctx.exited;
-      });
-      ctx.console = new ConsoleLog(ctx.config.consoleLog ?? null, ctx.started, ctx.config.onConsole ?? null);
-      ctx.cleanups.add('close console log', () => ctx.console!.close());
-      child.stdout!.on('data', (c: Buffer) => ctx.console!.write(c));
-      child.stderr!.on('data', (c: Buffer) => ctx.console!.write(c));
+      // Firecracker logs to stderr: it goes to the console log with the guest's serial output.
+      ctx.vmm = spawnVmm('firecracker', cmd, args, { config: ctx.config, started: ctx.started, cleanups: ctx.cleanups, stderrToConsole: true });
       ctx.timings.vmmStartMs = performance.now() - ctx.started;
     },
   },
@@ -151,9 +131,11 @@ const STEPS: Step<FcCtx>[] = [
           ctx.cleanups.add('close agent connection', () => ctx.agent!.close());
           return;
         } catch (e) {
-          if (ctx.child!.exitCode !== null || ctx.child!.signalCode !== null) await fcFail(ctx, 'VM_EXITED', 'Firecracker exited before the agent answered');
-          if (performance.now() > deadline) await fcFail(ctx, 'VM_BOOT_TIMEOUT', `no agent on vsock port ${port}: ${(e as Error).message}`);
-          await new Promise((r) => setTimeout(r, 100).unref());
+          const child = ctx.vmm!.child;
+          if (ctx.vmm!.console.events.panic) await failFromVm(ctx.config.image, ctx.vmm, 'VM_KERNEL_PANIC', `the kernel panicked: ${ctx.vmm!.console.events.panic}`);
+          if (child.exitCode !== null || child.signalCode !== null) await failFromVm(ctx.config.image, ctx.vmm, 'VM_EXITED', 'Firecracker exited before the agent answered');
+          if (performance.now() > deadline) await failFromVm(ctx.config.image, ctx.vmm, 'VM_BOOT_TIMEOUT', `no agent on vsock port ${port}: ${(e as Error).message}`);
+          await sleep(100);
         }
       }
     },
@@ -162,21 +144,12 @@ const STEPS: Step<FcCtx>[] = [
     name: 'wait-ready',
     async run(ctx) {
       const left = Math.max(1000, (ctx.config.bootTimeoutMs ?? 60_000) - (performance.now() - ctx.started));
-      try {
-        const info = await ctx.agent!.waitReady({ timeoutMs: left, pollMs: 200 });
-        ctx.timings.readyMs = performance.now() - ctx.started;
-        ctx.timings.agentUptimeMs = info.uptimeMs;
-      } catch (e) {
-        await fcFail(ctx, 'VM_NO_AGENT', `the agent did not become ready: ${(e as Error).message}`);
-      }
+      const info = await waitAgentReady(ctx.config.image, ctx.vmm!, ctx.agent!, left);
+      ctx.timings.readyMs = performance.now() - ctx.started;
+      ctx.timings.agentUptimeMs = info.uptimeMs;
     },
   },
 ];
-
-async function fcFail(ctx: FcCtx, code: 'VM_EXITED' | 'VM_BOOT_TIMEOUT' | 'VM_NO_AGENT', reason: string): Promise<never> {
-  const tail = ctx.console?.lastLines(40) ?? '';
-  throw new RootforgeError(code, `Cannot boot ${ctx.config.image}: ${reason}\n--- last console lines ---\n${tail || '(no console output)'}`);
-}
 
 export async function startFirecracker(config: VmConfig, options: FirecrackerOptions = {}): Promise<Vm> {
   const ctx: FcCtx = { config, options, cleanups: new Cleanups(), started: performance.now(), timings: {} };
@@ -187,33 +160,19 @@ export async function startFirecracker(config: VmConfig, options: FirecrackerOpt
     if (failures.length > 0) throw new AggregateError([e, ...failures], (e as Error).message);
     throw e;
   }
-  const c = ctx.console!.events;
-  const timings: BootTimings = {
-    vmm: 'firecracker',
-    accel: 'kvm',
-    accelReason: 'Firecracker always uses KVM',
+  const vmm = ctx.vmm!;
+  const timings: BootTimings = bootTimings('firecracker', 'kvm', 'Firecracker always uses KVM', vmm.console, {
     vmmStartMs: ctx.timings.vmmStartMs!,
-    ...(c.kernelAt !== undefined ? { kernelMs: c.kernelAt } : {}),
-    ...(c.initAt !== undefined ? { initMs: c.initAt } : {}),
-    ...(c.initGuestSec !== undefined ? { initGuestMs: c.initGuestSec * 1000 } : {}),
     readyMs: ctx.timings.readyMs!,
     agentUptimeMs: ctx.timings.agentUptimeMs!,
-  };
+  });
   return {
     agent: ctx.agent!,
     timings,
-    exited: ctx.exited!,
-    consoleTail: (n = 40) => ctx.console!.lastLines(n),
+    exited: vmm.exited,
+    consoleTail: (n = 40) => vmm.console.lastLines(n),
     async shutdown(timeoutMs = 10_000) {
-      let clean = false;
-      try {
-        await ctx.agent!.shutdown({ timeoutMs: Math.min(timeoutMs, 5000) });
-      } catch (e) {
-        void e; // the connection may drop as the guest powers off; whether it exits decides
-      }
-      clean = await Promise.race([ctx.exited!.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
-      const failures = await ctx.cleanups.run();
-      if (failures.length > 0) throw new AggregateError(failures, 'Cannot stop the VM cleanly');
+      const { clean } = await shutdownVm(vmm, ctx.agent!, ctx.cleanups, timeoutMs);
       return { clean };
     },
     async kill() {

@@ -8,15 +8,15 @@
  *   steps: check-inputs → find-qemu → choose-accel → make-workdir → spawn-qemu →
  *          connect-agent → wait-ready
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fail, RootforgeError } from '../errors.js';
+import { fail } from '../errors.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from './accel.js';
 import { AgentClient, connectUnix } from './agent-client.js';
-import { ConsoleLog } from './console.js';
 import { Cleanups, runSteps, type Step } from './steps.js';
+import { bootTimings, failFromVm as vmFail, shutdownVm, sleep, spawnVmm, waitAgentReady, type VmExit, type VmmProcess } from './vmm-process.js';
 import type { BootTimings, KernelRef, Vm, VmConfig } from './types.js';
 
 export const SERIAL_PORT_NAME = 'org.rootforge.agent';
@@ -28,33 +28,10 @@ interface QemuCtx {
   accel?: AccelChoice;
   dir?: string;
   sock?: string;
-  child?: ChildProcess;
+  vmm?: VmmProcess;
   started: number;
-  console?: ConsoleLog;
-  exited?: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   agent?: AgentClient;
   timings: Partial<BootTimings>;
-}
-
-/** Every QEMU this process started, killed if the process exits first (never orphans). */
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function killGroup(child: ChildProcess): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, 'SIGKILL');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e; // already gone is fine
-  }
-}
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const c of running) killGroup(c);
-  });
 }
 
 export function qemuBinary(arch: string): string {
@@ -144,32 +121,9 @@ const STEPS: Step<QemuCtx>[] = [
   {
     name: 'spawn-qemu',
     async run(ctx) {
-      installExitHook();
       const argv = qemuArgv(ctx.config, ctx.accel!, ctx.sock!);
-      const child = spawn(ctx.qemu!, argv, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-      running.add(child);
-      ctx.child = child;
-      ctx.cleanups.add('kill qemu', async () => {
-        killGroup(child);
-        await ctx.exited;
-        running.delete(child);
-      });
-      ctx.console = new ConsoleLog(ctx.config.consoleLog ?? null, ctx.started, ctx.config.onConsole ?? null);
-      ctx.cleanups.add('close console log', () => ctx.console!.close());
-      let stderr = '';
-      child.stdout!.on('data', (c: Buffer) => ctx.console!.write(c));
-      child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4000)));
-      ctx.exited = new Promise((resolve) => {
-        child.on('exit', (code, signal) => resolve({ code, signal }));
-        child.on('error', (e) => {
-          stderr += e.message;
-          resolve({ code: -1, signal: null });
-        });
-      });
+      ctx.vmm = spawnVmm('qemu', ctx.qemu!, argv, { config: ctx.config, started: ctx.started, cleanups: ctx.cleanups });
       ctx.timings.vmmStartMs = performance.now() - ctx.started;
-      ctx.exited.then(({ code }) => {
-        if (code !== 0 && stderr && !ctx.console!.events.kernelAt) ctx.console!.write(Buffer.from(`[qemu] ${stderr}\n`));
-      });
     },
   },
   {
@@ -184,7 +138,7 @@ const STEPS: Step<QemuCtx>[] = [
           ctx.cleanups.add('close agent connection', () => ctx.agent!.close());
           return;
         } catch (e) {
-          if (ctx.child!.exitCode !== null || performance.now() > deadline) {
+          if (ctx.vmm!.child.exitCode !== null || performance.now() > deadline) {
             await failFromVm(ctx, 'VM_START_FAILED', `QEMU did not open the agent socket: ${(e as Error).message}`);
           }
           await sleep(50);
@@ -195,45 +149,15 @@ const STEPS: Step<QemuCtx>[] = [
   {
     name: 'wait-ready',
     async run(ctx) {
-      const timeoutMs = ctx.config.bootTimeoutMs ?? 60_000;
-      let panicked: () => void = () => {};
-      const panic = new Promise<'panic'>((resolve) => {
-        panicked = () => resolve('panic');
-        ctx.console!.whenPanic(() => panicked());
-      });
-      const exited = ctx.exited!.then(() => 'exited' as const);
-      const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), timeoutMs).unref());
-      const ready = ctx.agent!.waitReady({ timeoutMs, pollMs: 200 }).then(
-        (info) => ({ info }),
-        (error: unknown) => ({ error }),
-      );
-      const first = await Promise.race([ready, panic, exited, timer]);
-      if (first === 'panic') await failFromVm(ctx, 'VM_KERNEL_PANIC', `the kernel panicked: ${ctx.console!.events.panic}`);
-      if (first === 'exited') await failFromVm(ctx, 'VM_EXITED', 'the VM stopped before the agent was ready');
-      if (first === 'timeout') await failFromVm(ctx, 'VM_BOOT_TIMEOUT', `the agent did not answer within ${timeoutMs / 1000} s`);
-      if (typeof first === 'object' && 'error' in first) {
-        // the connection often breaks because the VM is going down: say that when it is so
-        const gone = await Promise.race([ctx.exited!.then(() => true), sleep(1000).then(() => false)]);
-        if (ctx.console!.events.panic) await failFromVm(ctx, 'VM_KERNEL_PANIC', `the kernel panicked: ${ctx.console!.events.panic}`);
-        if (gone) await failFromVm(ctx, 'VM_EXITED', 'the VM stopped before the agent was ready');
-        await failFromVm(ctx, 'VM_NO_AGENT', `the agent did not become ready: ${(first.error as Error).message}`);
-      }
-      const info = (first as { info: { uptimeMs: number } }).info;
+      const info = await waitAgentReady(ctx.config.image, ctx.vmm!, ctx.agent!, ctx.config.bootTimeoutMs ?? 60_000);
       ctx.timings.readyMs = performance.now() - ctx.started;
       ctx.timings.agentUptimeMs = info.uptimeMs;
     },
   },
 ];
 
-/** Fails with the VM's console tail in the message (after giving the console a moment). */
-async function failFromVm(ctx: QemuCtx, code: 'VM_START_FAILED' | 'VM_KERNEL_PANIC' | 'VM_EXITED' | 'VM_BOOT_TIMEOUT' | 'VM_NO_AGENT', reason: string): Promise<never> {
-  await Promise.race([ctx.exited, sleep(300)]);
-  const tail = ctx.console?.lastLines(40) ?? '';
-  throw new RootforgeError(code, `Cannot boot ${ctx.config.image}: ${reason}\n--- last console lines ---\n${tail || '(no console output)'}`);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref());
+function failFromVm(ctx: QemuCtx, code: 'VM_START_FAILED', reason: string): Promise<never> {
+  return vmFail(ctx.config.image, ctx.vmm, code, reason);
 }
 
 /** Boots the image under QEMU and returns once the agent is ready. */
@@ -246,18 +170,11 @@ export async function startQemu(config: VmConfig): Promise<Vm> {
     if (failures.length > 0) throw new AggregateError([e, ...failures], (e as Error).message);
     throw e;
   }
-  const c = ctx.console!.events;
-  const timings: BootTimings = {
-    vmm: 'qemu',
-    accel: ctx.accel!.accel,
-    accelReason: ctx.accel!.reason,
+  const timings = bootTimings('qemu', ctx.accel!.accel, ctx.accel!.reason, ctx.vmm!.console, {
     vmmStartMs: ctx.timings.vmmStartMs!,
-    ...(c.kernelAt !== undefined ? { kernelMs: c.kernelAt } : {}),
-    ...(c.initAt !== undefined ? { initMs: c.initAt } : {}),
-    ...(c.initGuestSec !== undefined ? { initGuestMs: c.initGuestSec * 1000 } : {}),
     readyMs: ctx.timings.readyMs!,
     agentUptimeMs: ctx.timings.agentUptimeMs!,
-  };
+  });
   return new RunningVm(ctx, timings);
 }
 
@@ -272,26 +189,16 @@ class RunningVm implements Vm {
   }
 
   consoleTail(n = 40): string {
-    return this.ctx.console!.lastLines(n);
+    return this.ctx.vmm!.console.lastLines(n);
   }
 
-  get exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    return this.ctx.exited!;
+  get exited(): Promise<VmExit> {
+    return this.ctx.vmm!.exited;
   }
 
   /** Asks the agent to power off, waits (bounded) for QEMU to exit, then kills whatever is left. */
   async shutdown(timeoutMs = 10_000): Promise<{ clean: boolean }> {
-    let clean = false;
-    try {
-      await this.agent.shutdown({ timeoutMs: Math.min(timeoutMs, 5000) });
-      const r = await Promise.race([this.ctx.exited!.then(() => true), sleep(timeoutMs).then(() => false)]);
-      clean = r;
-    } catch (e) {
-      // the agent may close the connection as it powers off; only a VM still running is a failure
-      clean = await Promise.race([this.ctx.exited!.then(() => true), sleep(timeoutMs).then(() => false)]);
-      if (!clean) this.ctx.console?.write(Buffer.from(`[rootforge] shutdown request failed: ${(e as Error).message}\n`));
-    }
-    await this.kill();
+    const { clean } = await shutdownVm(this.ctx.vmm!, this.agent, this.ctx.cleanups, timeoutMs);
     return { clean };
   }
 

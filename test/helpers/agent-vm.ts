@@ -6,8 +6,10 @@
  * whose chardev is a Unix socket. Facts behind the flags: ../shared/MACHINE-NOTES.md.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { cacheDir } from './fixtures.js';
+import { debianCloudKernel } from './kernel.js';
 
 const MODULES = ['kernel/drivers/virtio/virtio_ring.ko', 'kernel/drivers/virtio/virtio.ko', 'kernel/drivers/virtio/virtio_mmio.ko', 'kernel/drivers/char/virtio_console.ko'];
 
@@ -16,17 +18,39 @@ export interface VmKernel {
   modules: string; // /lib/modules/<release>
 }
 
-/** Debian's cloud kernel with uncompressed virtio modules, or the reason there is none. */
-export function findKernel(): VmKernel | string {
+/** A cloud kernel with uncompressed virtio modules under `root` (/ or an extracted .deb), if any. */
+function kernelUnder(root: string): VmKernel | undefined {
+  const boot = join(root, 'boot');
+  const releases = existsSync(boot) ? readdirSync(boot).filter((f) => /^vmlinuz-.*-cloud-amd64$/.test(f)).sort() : [];
+  for (const f of releases.reverse()) {
+    const modules = join(root, 'lib/modules', f.slice('vmlinuz-'.length));
+    if (MODULES.every((m) => existsSync(join(modules, m)))) return { vmlinuz: join(boot, f), modules };
+  }
+  return undefined;
+}
+
+/**
+ * Debian's cloud kernel with uncompressed virtio modules, or the reason there is none: the
+ * host's own when installed, else the package the kernel tests download (test/helpers/kernel.ts),
+ * unpacked once into the test cache — nothing is installed on the host.
+ */
+export async function findKernel(): Promise<VmKernel | string> {
   if (process.arch !== 'x64') return 'the VM test is x86_64 only';
   if (spawnSync('qemu-system-x86_64', ['--version']).status !== 0) return 'qemu-system-x86_64 missing (apt-get install qemu-system-x86)';
   if (spawnSync('bsdtar', ['--version']).status !== 0) return 'bsdtar missing (apt-get install libarchive-tools)';
-  const releases = existsSync('/boot') ? readdirSync('/boot').filter((f) => /^vmlinuz-.*-cloud-amd64$/.test(f)).sort() : [];
-  for (const f of releases.reverse()) {
-    const modules = `/lib/modules/${f.slice('vmlinuz-'.length)}`;
-    if (MODULES.every((m) => existsSync(join(modules, m)))) return { vmlinuz: join('/boot', f), modules };
+  const installed = kernelUnder('/');
+  if (installed) return installed;
+  const deb = await debianCloudKernel();
+  if ('skip' in deb) return deb.skip;
+  const dir = join(cacheDir(), 'cloud-kernel', basename(deb.path, '.deb'));
+  if (!existsSync(dir)) {
+    const tmp = `${dir}.${process.pid}.tmp`;
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true });
+    run('dpkg-deb', ['-x', deb.path, tmp]);
+    renameSync(tmp, dir);
   }
-  return 'no Debian cloud kernel with virtio modules (apt-get install linux-image-cloud-amd64)';
+  return kernelUnder(dir) ?? `no virtio modules in ${deb.path}`;
 }
 
 /** Builds an uncompressed newc initramfs at `out` from the Alpine tarball, agent and config. */

@@ -12,6 +12,15 @@ const args = process.argv.slice(2);
 const cfgPath = args[args.indexOf('--config-file') + 1];
 const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
 process.stdout.write(`fake-firecracker: config ${JSON.stringify(cfg)}\n`);
+// Tests find this process through ROOTFORGE_TEST_PIDFILE (to check it is killed).
+import { writeFileSync } from 'node:fs';
+if (process.env.ROOTFORGE_TEST_PIDFILE) writeFileSync(process.env.ROOTFORGE_TEST_PIDFILE, String(process.pid));
+// ROOTFORGE_TEST_FC_MODE=panic: a guest whose kernel panics; the VMM keeps running (panic=-1
+// would reboot; here nothing answers on vsock either), as a hung guest would.
+if (process.env.ROOTFORGE_TEST_FC_MODE === 'panic') {
+  process.stdout.write('[    0.512345] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\n');
+  setInterval(() => {}, 1000);
+}
 const agentBin = process.env.ROOTFORGE_TEST_AGENT;
 const server = createServer((sock) => {
   let buf = '';
@@ -40,4 +49,4 @@ const server = createServer((sock) => {
   };
   sock.on('data', onData);
 });
-server.listen(cfg.vsock.uds_path);
+if (process.env.ROOTFORGE_TEST_FC_MODE !== 'panic') server.listen(cfg.vsock.uds_path);

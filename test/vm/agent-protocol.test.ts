@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentClient } from '../../src/vm/agent-client.js';
 import { connectFirecrackerVsock, connectUnix } from '../../src/vm/agent-connect.js';
-import { encodeFrame, FrameDecoder, MAX_FRAME } from '../../src/vm/agent-protocol.js';
+import { encodeFrame, FrameDecoder, MAX_FRAME, PROTOCOL_VERSION } from '../../src/vm/agent-protocol.js';
 import { isRootforgeError } from '../../src/errors.js';
 import { closeServer, fakeFirecrackerVsock, listen } from '../helpers/agent-fakes.js';
 
@@ -129,5 +129,24 @@ test('Firecracker vsock: a guest never listening → AGENT_CONNECT_FAILED; a sil
   } finally {
     await fc.close();
     await silent.close();
+  }
+});
+
+test('an agent speaking another protocol version is refused on connect (AGENT_PROTOCOL_MISMATCH)', async () => {
+  // Answers every hello with a ready frame of protocol PROTOCOL_VERSION + 1.
+  const p = await peer((s) => {
+    const dec = new FrameDecoder();
+    s.on('data', (d: Buffer) => {
+      for (const m of dec.push(d)) {
+        if (m.type === 'hello') s.write(encodeFrame({ id: m.id, type: 'ready', version: 'future', protocol: PROTOCOL_VERSION + 1, pid1: false, uptimeMs: 5 }));
+      }
+    });
+  });
+  try {
+    const c = new AgentClient(await connectUnix(p.path));
+    await assert.rejects(c.waitReady({ timeoutMs: 3000, pollMs: 50 }), (e: unknown) => isRootforgeError(e, 'AGENT_PROTOCOL_MISMATCH') && /speaks protocol 2/.test((e as Error).message));
+    c.close();
+  } finally {
+    await p.close();
   }
 });

@@ -6,6 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { firecrackerConfig, startFirecracker } from '../../src/vm/firecracker.js';
@@ -83,4 +85,58 @@ test('rootforge build --emit-firecracker-config writes a config that boots the i
   assert.ok(cfg['boot-source'].initrd_path && existsSync(cfg['boot-source'].initrd_path), 'the cloud kernel needs its initramfs');
   assert.match(cfg['boot-source'].boot_args, / init=\/sbin\/init( |$)/);
   assert.equal(cfg.vsock.uds_path, `${out}.vsock`);
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false; // ESRCH: gone
+  }
+}
+
+test('Ctrl-C while a Firecracker VM runs: the VMM is killed with the process (no orphan)', { timeout: 60_000 }, async (t) => {
+  const agent = agentBinary();
+  if (!agent.path) return skipOrFail(t, agent.why ?? 'no agent');
+  chmodSync(FAKE, 0o755);
+  const img = join(work, 'int-img');
+  writeFileSync(img, 'x');
+  const pidFile = join(work, 'fc.pid');
+  const childJs = new URL('../helpers/fc-interrupt-child.js', import.meta.url).pathname;
+  const child = spawn(process.execPath, [childJs, FAKE, img, img], { env: { ...process.env, ROOTFORGE_TEST_AGENT: agent.path, ROOTFORGE_TEST_PIDFILE: pidFile }, stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const [line] = (await once(child.stdout!.setEncoding('utf8'), 'data')) as [string];
+    assert.match(line, /ready/);
+    const vmmPid = Number(readFileSync(pidFile, 'utf8'));
+    assert.ok(alive(vmmPid), 'the stand-in VMM runs while the VM is up');
+    child.kill('SIGINT');
+    const [code] = (await once(child, 'exit')) as [number];
+    assert.equal(code, 130);
+    for (let i = 0; i < 50 && alive(vmmPid); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(!alive(vmmPid), `the VMM (pid ${vmmPid}) was killed when its parent exited on SIGINT`);
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
+test('a kernel panic while waiting for the agent fails fast as VM_KERNEL_PANIC, and the VMM is killed', { timeout: 60_000 }, async () => {
+  chmodSync(FAKE, 0o755);
+  const img = join(work, 'panic-img');
+  writeFileSync(img, 'x');
+  const pidFile = join(work, 'fc-panic.pid');
+  process.env['ROOTFORGE_TEST_FC_MODE'] = 'panic';
+  process.env['ROOTFORGE_TEST_PIDFILE'] = pidFile;
+  const t0 = performance.now();
+  try {
+    await assert.rejects(
+      startFirecracker({ image: img, kernel: { vmlinux: img, name: 't', arch: 'amd64' }, vmmBinary: FAKE, bootTimeoutMs: 30_000 }),
+      (e: unknown) => isRootforgeError(e, 'VM_KERNEL_PANIC') && /Unable to mount root fs/.test((e as Error).message),
+    );
+  } finally {
+    delete process.env['ROOTFORGE_TEST_FC_MODE'];
+    delete process.env['ROOTFORGE_TEST_PIDFILE'];
+  }
+  assert.ok(performance.now() - t0 < 15_000, 'did not wait for the 30 s boot timeout');
+  assert.ok(!alive(Number(readFileSync(pidFile, 'utf8'))), 'the VMM was killed');
 });
