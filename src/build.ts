@@ -17,6 +17,7 @@ import { installInit } from './provision/init.js';
 import { layout } from './provision/layout.js';
 import { installSessionHooks } from './provision/session.js';
 import { stripFilter } from './provision/strip.js';
+import { writePackagesManifest } from './packages/manifest.js';
 import { ingestDir } from './sources/dir.js';
 import type { IngestContext, Progress, Warning } from './sources/types.js';
 import type { ResolvedSpec } from './spec/load.js';
@@ -89,6 +90,7 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
       await ingestDir(spec.files, { tree, writer, defaultTime: time, owner: spec.filesOwner, onWarning }, { applyRootAttrs: false });
       changed.push(`(files from ${spec.files})`);
     }
+    await writePackagesManifest(p); // /etc/rootforge/packages.json from the dpkg or apk database, if any
     return writer.finish(tree);
   }
 }

@@ -3,11 +3,18 @@ import { Ext4Image } from '../ext4/reader.js';
 import { IMAGE_JSON_PATH, type ImageJson } from '../oci/image-json.js';
 import { formatUuid } from '../ext4/writer.js';
 import { formatBytes } from '../util/size.js';
+import { imageFs, readPackageDb } from '../packages/read.js';
+import type { PackageInfo, PackageManager } from '../packages/types.js';
+import { writeReport } from '../report/write.js';
 import { parse, UsageError } from './args.js';
 
-export const INSPECT_USAGE = `Usage: rootforge inspect <image> [--json]
+export const INSPECT_USAGE = `Usage: rootforge inspect <image> [--json] [--html FILE]
 
-Shows an image's label, UUID, size, features, block and inode usage and journal.`;
+Shows an image's label, UUID, size, features, block and inode usage, journal and installed
+packages (from its dpkg or apk database).
+  --json        everything as JSON, every package included
+  --html FILE   also write a self-contained HTML report: treemaps by directory and by package,
+                the largest files, what strip: would save`;
 
 export interface ImageInfo {
   label: string;
@@ -26,6 +33,8 @@ export interface ImageInfo {
   readOnly: boolean;
   /** From /etc/rootforge/image.json, for images built from OCI/Docker images. */
   image?: ImageJson;
+  /** From the image's dpkg or apk database, sorted by name. */
+  packages?: { manager: PackageManager; count: number; list: Omit<PackageInfo, 'files'>[] };
 }
 
 export async function readImageInfo(path: string): Promise<ImageInfo> {
@@ -36,8 +45,10 @@ export async function readImageInfo(path: string): Promise<ImageInfo> {
     if (sb.journalInum) journalBytes = (await img.stat(sb.journalInum)).size;
     const directories = img.groups.reduce((n, g) => n + g.usedDirs, 0);
     const image = await readImageJson(img);
+    const db = await readPackageDb(imageFs(img));
     return {
       ...(image ? { image } : {}),
+      ...(db ? { packages: { manager: db.manager, count: db.packages.length, list: db.packages } } : {}),
       label: sb.volumeName.toString('utf8').replace(/\0+$/, ''),
       uuid: formatUuid(sb.uuid),
       sizeBytes: sb.blocksCount * img.blockSize,
@@ -75,13 +86,17 @@ async function readImageJson(img: Ext4Image): Promise<ImageJson | undefined> {
 }
 
 export async function inspectCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { json: { type: 'boolean' } } as const, INSPECT_USAGE);
+  const { values, positionals } = parse(argv, { json: { type: 'boolean' }, html: { type: 'string' } } as const, INSPECT_USAGE);
   if (values.help) {
     process.stdout.write(INSPECT_USAGE + '\n');
     return 0;
   }
   if (positionals.length !== 1) throw new UsageError(`expected one image\n\n${INSPECT_USAGE}`);
   const info = await readImageInfo(positionals[0]!);
+  if (values.html !== undefined) {
+    await writeReport(positionals[0]!, values.html);
+    if (!values.json) process.stderr.write(`wrote ${values.html}\n`);
+  }
   if (values.json) {
     process.stdout.write(JSON.stringify(info, null, 2) + '\n');
     return 0;
@@ -108,6 +123,13 @@ export async function inspectCommand(argv: string[]): Promise<number> {
       ['Env', im.Env.join(' ')],
     );
     if (Object.keys(im.Labels).length > 0) lines.push(['Labels', Object.entries(im.Labels).map(([k, v]) => `${k}=${v}`).join(' ')]);
+  }
+  if (info.packages) {
+    const biggest = [...info.packages.list].sort((a, b) => b.installedSize - a.installedSize || (a.name < b.name ? -1 : 1)).slice(0, 10);
+    lines.push(
+      ['Packages', `${info.packages.count} (${info.packages.manager})`],
+      ['Biggest', biggest.map((p) => `${p.name} ${formatBytes(p.installedSize)}`).join(', ')],
+    );
   }
   for (const [k, v] of lines) process.stdout.write(`${(k + ':').padEnd(11)} ${v}\n`);
   return 0;

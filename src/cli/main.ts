@@ -13,6 +13,7 @@ import { catCommand } from './cat.js';
 import { cacheCommand } from './cache.js';
 import { pullCommand } from './pull.js';
 import { convertCommand } from './convert.js';
+import { diffCommand } from './diff.js';
 import { inspectCommand } from './inspect.js';
 import { kernelCommand } from './kernel.js';
 import { lsCommand } from './ls.js';
@@ -29,6 +30,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   kernel: kernelCommand,
   verify: verifyCommand,
   cache: cacheCommand,
+  diff: diffCommand,
 };
 
 export const USAGE = `rootforge — reproducible ext4 root filesystems for microVMs, without root, Docker or mounts
@@ -44,7 +46,9 @@ Commands:
                                 manage VM kernels (Debian packages, Firecracker CI kernels)
   pull <ref>                    download a registry image into the blob cache
   cache ls|prune                list or empty the blob and image cache
-  inspect <image>               show an image's size, features, usage and image config
+  inspect <image>               show an image's size, features, usage, image config and
+                                packages; --html FILE writes a treemap report
+  diff <A> <B>                  what changed between two images (paths, sizes, packages)
   verify <image> [--boot]       static checks (e2fsck, init, agent, every program's libraries);
                                 --boot also boots it and runs --expect commands
   ls <image> [PATH]             list a directory of an image

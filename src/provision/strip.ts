@@ -20,3 +20,6 @@ export function stripFilter(items: StripItem[]): ((path: string) => boolean) | u
   const keep = new Set(['var/lib/apt/lists/partial', 'var/cache/apt/archives', 'var/cache/apt/archives/partial', 'usr/share/locale/locale.alias']);
   return (path: string) => !keep.has(path) && prefixes.some((p) => path.startsWith(p));
 }
+
+/** Every item `strip:` knows, in the order reports list them. */
+export const STRIP_ITEMS = Object.keys(PREFIXES) as StripItem[];
