@@ -1,6 +1,6 @@
 import { convert } from '../convert.js';
 import { fail } from '../errors.js';
-import { parseUuid } from '../ext4/writer.js';
+import { parseUuid } from '../ext4/identity.js';
 import { formatBytes, parseBytes, parseSize } from '../util/size.js';
 import { imageOptions, parse, parseOwner, UsageError } from './args.js';
 import { ProgressLine } from './progress.js';
