@@ -3,7 +3,8 @@
  */
 import { stat } from 'node:fs/promises';
 import { fail } from './errors.js';
-import { Ext4Writer, type Ext4Options, type ImageSummary } from './ext4/writer.js';
+import { imageOptions, type Ext4Options } from './ext4/options.js';
+import { Ext4Writer, type ImageSummary } from './ext4/writer.js';
 import { copyFile, type FileHandle } from 'node:fs/promises';
 import { defaultCacheDir, ImageCache } from './oci/cache.js';
 import { openRegistryImage, parseDockerReference, type Credentials } from './oci/registry.js';
@@ -164,19 +165,37 @@ export async function ingestSource(src: SourceSpec, image: ResolvedImage | null,
   } else throw new Error('internal: image source without a resolved image');
 }
 
-/** Every option that changes an image's bytes: part of the image cache key. */
-function cacheOptions(o: ConvertOptions): Record<string, unknown> {
-  return {
-    size: o.size ?? { mode: 'auto' },
-    readOnly: o.readOnly ?? false,
-    label: o.label ?? '',
-    uuid: o.uuid?.toString('hex') ?? null,
-    journalBlocks: o.journalBlocks ?? null,
-    journal: o.journal ?? true,
-    timestamp: o.timestamp ?? 0,
-    owner: o.owner ?? null,
-  };
+/**
+ * Every option that changes an image's bytes: part of the image cache key. The writer's options
+ * come from `imageOptions`, the same list the writer's fingerprint is made from.
+ */
+export function cacheOptions(o: ConvertOptions): Record<string, unknown> {
+  return { ...imageOptions(o), owner: o.owner ?? null };
 }
+
+/**
+ * How each convert option reaches a cached image: `bytes` ones are in cacheOptions; `input` ones
+ * choose or fetch the input, which the cache key names by its manifest digest; `none` change
+ * nothing in the image. The mapped type makes a new option without a role a compile error.
+ */
+export const CONVERT_OPTION_ROLES: { [K in keyof Required<ConvertOptions>]: 'bytes' | 'input' | 'none' } = {
+  size: 'bytes',
+  readOnly: 'bytes',
+  label: 'bytes',
+  uuid: 'bytes',
+  journalBlocks: 'bytes',
+  journal: 'bytes',
+  timestamp: 'bytes',
+  owner: 'bytes',
+  platform: 'input',
+  creds: 'input',
+  tlsVerify: 'input',
+  dockerConfigDir: 'input',
+  cacheDir: 'none',
+  cache: 'none',
+  onProgress: 'none',
+  onWarning: 'none',
+};
 
 /** Resolves an image source to its manifest, config and layers. */
 export async function resolveImage(src: Extract<SourceSpec, { kind: 'oci' | 'docker-archive' | 'docker' }>, options: ConvertOptions): Promise<ResolvedImage> {
