@@ -88,7 +88,19 @@ export type ErrorCode =
   | 'KERNEL_NOT_PINNED'
   | 'KERNEL_CHECKSUM_MISMATCH'
   | 'KERNEL_DOWNLOAD_FAILED'
-  | 'KERNEL_CACHE_IO';
+  | 'KERNEL_CACHE_IO'
+  // Alpine packages (src/sources/alpine/)
+  | 'APK_BAD_KEY'
+  | 'APK_UNTRUSTED'
+  | 'APK_BAD_SIGNATURE'
+  | 'APK_BAD_INDEX'
+  | 'APK_BAD_PACKAGE'
+  | 'APK_CHECKSUM_MISMATCH'
+  | 'APK_UNSATISFIABLE'
+  | 'APK_CONFLICT'
+  | 'APK_FILE_CONFLICT'
+  | 'APK_FETCH_FAILED'
+  | 'APK_LOCK_MISMATCH';
 
 export class RootforgeError extends Error {
   readonly code: ErrorCode;
