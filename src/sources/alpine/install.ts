@@ -97,7 +97,7 @@ export async function installApk(ctx: ProvisionContext, o: ApkInstallOptions): P
 
   // what the base has
   const initdb = !tree.get(`${DB}/installed`);
-  if (initdb) createDb(ctx);
+  if (initdb) createDb(ctx, o.arch);
   const base = parseInstalled((await readTreeFile(ctx, `${DB}/installed`))?.toString('utf8') ?? '');
   const worldText = (await readTreeFile(ctx, 'etc/apk/world'))?.toString('utf8') ?? '';
   const world: Dep[] = worldText.split(/\s+/).map(parseDep).filter((d): d is Dep => d !== null);
@@ -134,6 +134,12 @@ export async function installApk(ctx: ProvisionContext, o: ApkInstallOptions): P
   const touchedDirs = new Set<string>();
   const result: InstalledSummary[] = [];
   for (const p of install) {
+    result.push({ name: p.name, version: p.version, arch: p.arch, checksum: p.checksum, repository: o.repositories[p.repo]!, size: p.size });
+    if (p.installedSize === 0) {
+      // apk unpacks nothing of a package with no installed size (meta packages): no files, no scripts
+      db.push(newDbPackage(p, [], 0));
+      continue;
+    }
     const file = `${p.name}-${p.version}.apk`;
     const repo = o.repositories[p.repo]!;
     const what = `${repo}/${o.arch}/${file}`;
@@ -148,7 +154,6 @@ export async function installApk(ctx: ProvisionContext, o: ApkInstallOptions): P
       if (name === 'pre-install' || name === 'post-install') pending.push({ pkg: p, script: name, body, args: [p.version] });
     }
     if (opened.triggers.length > 0) triggers.push(`${p.checksum} ${opened.triggers.join(' ')}`);
-    result.push({ name: p.name, version: p.version, arch: p.arch, checksum: p.checksum, repository: repo, size: buf.length });
   }
   // triggers of every package (old and new) whose watched directories got new files
   for (const line of triggers) {
@@ -171,7 +176,7 @@ export async function installApk(ctx: ProvisionContext, o: ApkInstallOptions): P
 }
 
 /** What `apk add --initdb` creates in an empty root. */
-function createDb(ctx: ProvisionContext): void {
+function createDb(ctx: ProvisionContext, arch: string): void {
   const { tree, time } = ctx;
   const a = (mode: number) => ({ mode, uid: 0, gid: 0, mtime: time });
   const mk = (p: string, mode = 0o755) => {
@@ -188,6 +193,9 @@ function createDb(ctx: ProvisionContext): void {
   dev('urandom', 1, 9);
   dev('console', 5, 1, 0o600);
   for (const d of ['etc', 'etc/apk', 'lib', 'lib/apk', 'lib/apk/db', 'var', 'var/cache', 'var/cache/apk', 'var/cache/misc']) mk(d);
+  mk('proc', 0o555); // apk mounts /proc there for scripts
+  writeFile(ctx, 'etc/apk/arch', `${arch}\n`);
+  writeFile(ctx, `${DB}/lock`, '', 0o600);
 }
 
 function join2(dir: string, name: string): string {
