@@ -121,9 +121,21 @@ export async function convert(source: string | SourceSpec, output: string, optio
       await cache.store(key, output, { source: image.source, manifestDigest: image.manifestDigest, sizeBytes: summary.sizeBytes, toolVersion: version(), summary: plain });
     }
     return { ...summary, ...(cache ? { cacheHit: false } : {}), output, source: src, warnings };
+  } catch (e) {
+    throw await preferDownloadFailure(image, e);
   } finally {
     await image.close?.();
   }
+}
+
+/**
+ * Layers are read while they download: a blob that is not what its digest says can first show
+ * as a broken tar. Once the downloads have settled, their failure is the better explanation.
+ */
+export async function preferDownloadFailure(image: ResolvedImage, e: unknown): Promise<unknown> {
+  if (!image.close) return e;
+  await image.close();
+  return image.downloadFailure?.() ?? e;
 }
 
 /** convert()'s timing of resolving an image source (for a registry: manifests and config). */

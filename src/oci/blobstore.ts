@@ -95,6 +95,11 @@ export class BlobStore {
     return join(this.dir, hexOf(digest));
   }
 
+  /** Where a download of the blob in progress writes (see the layout above). */
+  partialPath(digest: string): string {
+    return `${this.path(digest)}.partial`;
+  }
+
   async has(digest: string): Promise<boolean> {
     return (await statOrUndefined(this.path(digest), 'look up blob')) !== undefined;
   }

@@ -29,11 +29,13 @@ export function fileLayer(descriptor: Descriptor, path: string): Layer {
   checkLayerMediaType(descriptor);
   return {
     descriptor,
-    async open() {
-      const raw = createReadStream(path, { highWaterMark: 4 << 20 }) as AsyncIterable<Buffer>;
-      const verified = verifyDigest(raw, descriptor.digest, descriptor.size, `read layer ${descriptor.digest}`);
-      const archive = await openArchiveStream(verified);
-      return archive.stream;
-    },
+    open: () => layerTar(descriptor, createReadStream(path, { highWaterMark: 4 << 20 }) as AsyncIterable<Buffer>),
   };
+}
+
+/** The uncompressed tar of a layer whose blob bytes are `raw`, checked against its digest as it streams. */
+export async function layerTar(descriptor: Descriptor, raw: AsyncIterable<Buffer>): Promise<AsyncIterable<Buffer>> {
+  const verified = verifyDigest(raw, descriptor.digest, descriptor.size, `read layer ${descriptor.digest}`);
+  const archive = await openArchiveStream(verified);
+  return archive.stream;
 }

@@ -91,4 +91,6 @@ export interface ResolvedImage {
   readonly waitedMs?: number;
   /** Releases what the source holds open (downloads in flight, connections). Call when done. */
   close?(): Promise<void>;
+  /** After close(): the error of a failed layer download, which explains a failure better. */
+  downloadFailure?(): unknown;
 }
