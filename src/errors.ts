@@ -43,6 +43,8 @@ export type ErrorCode =
   | 'OCI_REGISTRY_ERROR'
   | 'OCI_NETWORK'
   | 'OCI_LAYER_INVALID'
+  | 'OCI_TOO_MANY_LAYERS'
+  | 'OCI_TRANSFER_TOO_SLOW'
   | 'CACHE_LOCKED'
   | 'CACHE_IO'
   // build specs and provisioning
@@ -64,6 +66,8 @@ export type ErrorCode =
   | 'OPTION_INVALID'
   | 'OUTPUT_EXISTS'
   | 'OUTPUT_FAILED'
+  | 'OUTPUT_TOO_LARGE'
+  | 'OUTPUT_DISK_FULL'
   | 'IO_FAILED'
   // the guest agent client (src/vm/agent-*.ts)
   | 'AGENT_CONNECT_FAILED'

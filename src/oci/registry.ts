@@ -55,6 +55,17 @@ export interface PullOptions {
   timeoutMs?: number;
   /** Delay before the first retry of a failed request, ms (doubled each time). Default 250. */
   backoffMs?: number;
+  /** Most layers the image may have. Default 1000 (DEFAULT_MAX_LAYERS). */
+  maxLayers?: number;
+  /**
+   * Slowest accepted transfer, bytes/s, averaged over `rateWindowMs` of waiting for the server;
+   * slower fails with OCI_TRANSFER_TOO_SLOW (the partial is kept). 0: no floor. Default 1024.
+   */
+  minBytesPerSecond?: number;
+  /** Window of the transfer rate floor, ms. Default 60 s. */
+  rateWindowMs?: number;
+  /** No retry of a blob download starts later than this after its first attempt, ms. Default 10 min. */
+  retryBudgetMs?: number;
 }
 
 export interface PullResult extends ResolvedImage {
@@ -110,12 +121,14 @@ export async function openRegistryImage(ref: RegistryRef, opts: PullOptions): Pr
     ...(opts.dockerConfigDir !== undefined ? { dockerConfigDir: opts.dockerConfigDir } : {}),
     ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
     ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
+    ...(opts.minBytesPerSecond !== undefined ? { minBytesPerSecond: opts.minBytesPerSecond } : {}),
+    ...(opts.rateWindowMs !== undefined ? { rateWindowMs: opts.rateWindowMs } : {}),
     tlsVerify: opts.tlsVerify ?? true,
   });
   let handedOver = false;
   try {
     const platform = opts.platform ?? hostPlatform();
-    const { digest: manifestDigest, manifest, fromIndex } = await resolveManifest(client, store, ref, platform, source);
+    const { digest: manifestDigest, manifest, fromIndex } = await resolveManifest(client, store, ref, platform, source, opts.maxLayers);
     if (!CONFIG_TYPES.has(manifest.config.mediaType)) {
       fail('OCI_UNSUPPORTED_MEDIA_TYPE', `pull ${source}`, 'not a container image: unknown config media type', manifest.config.mediaType);
     }
@@ -217,6 +230,7 @@ async function resolveManifest(
   ref: RegistryRef,
   platform: Platform,
   source: string,
+  maxLayers: number | undefined,
 ): Promise<{ digest: string; manifest: ImageManifest; fromIndex: boolean }> {
   let reference = ref.digest ?? ref.tag ?? 'latest';
   let fromIndex = false;
@@ -235,7 +249,7 @@ async function resolveManifest(
       continue;
     }
     if (mediaType !== '' && !MANIFEST_TYPES.has(mediaType)) fail('OCI_UNSUPPORTED_MEDIA_TYPE', `pull ${source}`, 'not an image manifest', mediaType);
-    return { digest, manifest: parseManifest(bytes, what), fromIndex };
+    return { digest, manifest: parseManifest(bytes, what, maxLayers), fromIndex };
   }
   return fail('OCI_BAD_MANIFEST', `pull ${source}`, 'indexes nested too deep', reference);
 }
@@ -268,7 +282,7 @@ async function fetchBlobs(
   repo: string,
   descriptors: Descriptor[],
   concurrency: number,
-  opts: Pick<PullOptions, 'onProgress' | 'backoffMs'> & {
+  opts: Pick<PullOptions, 'onProgress' | 'backoffMs' | 'retryBudgetMs'> & {
     stopped?: () => boolean;
     tracker?: { done: number; total: number };
     /** Bytes of one blob in its .partial so far (can go back to 0 when a download restarts). */
@@ -306,6 +320,7 @@ async function fetchBlobs(
         const r = await store.fetch(d.digest, d.size, (offset) => client.blobStream(repo, d.digest, offset), {
           onProgress: (bytes) => report(d.digest, bytes),
           ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
+          ...(opts.retryBudgetMs !== undefined ? { retryBudgetMs: opts.retryBudgetMs } : {}),
         });
         report(d.digest, d.size);
         if (r.fetched) blobsFetched++;
@@ -333,6 +348,9 @@ async function fetchBlobs(
  */
 class BlobArrival {
   bytes = 0;
+  /** Our download resumed an existing partial (see progress()). */
+  resumed = false;
+  private reported = false;
   state: 'pending' | 'complete' | 'failed' = 'pending';
   error: unknown;
   /** Settles with the blob: resolved when complete, rejected when failed. */
@@ -346,6 +364,11 @@ class BlobArrival {
   }
 
   progress(bytes: number): void {
+    // The first report is where our download starts: above 0, it resumes a partial left by an
+    // earlier run, whose bytes are not trusted until the whole blob verifies (it may be
+    // discarded and restarted), so such a blob is read only once complete.
+    if (!this.reported && bytes > 0) this.resumed = true;
+    this.reported = true;
     this.bytes = bytes;
     this.wake();
   }
@@ -376,7 +399,7 @@ class BlobArrival {
     for (;;) {
       if (this.state === 'complete') return 'complete';
       if (this.state === 'failed') throw this.error;
-      if (this.bytes > 0) return 'partial';
+      if (this.bytes > 0 && !this.resumed) return 'partial';
       await this.changed();
     }
   }

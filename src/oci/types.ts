@@ -94,3 +94,9 @@ export interface ResolvedImage {
   /** After close(): the error of a failed layer download, which explains a failure better. */
   downloadFailure?(): unknown;
 }
+
+/** Limits on what an untrusted image may make rootforge do (see README, "Untrusted images"). */
+export interface ImageLimits {
+  /** Most layers an image may have. Default 1000 (DEFAULT_MAX_LAYERS). */
+  maxLayers?: number;
+}
