@@ -4,7 +4,7 @@
  * agent and its config, the init mode, session hooks and the files overlay, and the image is
  * written like convert's: one pass, exact size, atomic output.
  */
-import { ingestSource, parseSource, resolveImage, type ConvertOptions } from './convert.js';
+import { ingestSource, outputLimits, parseSource, preferDownloadFailure, resolveImage, type ConvertOptions } from './convert.js';
 import type { FileHandle } from 'node:fs/promises';
 import { Ext4Writer, type ImageSummary } from './ext4/writer.js';
 import { parsePlatform } from './oci/manifest.js';
@@ -60,7 +60,11 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
   let arch = '';
   let summary: ImageSummary;
   try {
-    summary = await writeAtomically(spec.output, writeImage);
+    // Never fill the disk, as convert does.
+    const limits = await outputLimits(options.image ?? {}, src, image);
+    summary = await writeAtomically(spec.output, writeImage, limits);
+  } catch (e) {
+    throw image ? await preferDownloadFailure(image, e) : e;
   } finally {
     await image?.close?.(); // a registry image's background downloads, connections
   }

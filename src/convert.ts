@@ -3,7 +3,8 @@
  */
 import { stat } from 'node:fs/promises';
 import { fail } from './errors.js';
-import { Ext4Writer, type Ext4Options, type ImageSummary } from './ext4/writer.js';
+import { imageOptions, type Ext4Options } from './ext4/options.js';
+import { Ext4Writer, type ImageSummary } from './ext4/writer.js';
 import { copyFile, type FileHandle } from 'node:fs/promises';
 import { defaultCacheDir, ImageCache } from './oci/cache.js';
 import { openRegistryImage, parseDockerReference, type Credentials } from './oci/registry.js';
@@ -12,7 +13,7 @@ import { ingestDir } from './sources/dir.js';
 import { ingestTar } from './sources/tar.js';
 import type { IngestContext, Progress, SourceSpec, Warning } from './sources/types.js';
 import { FsTree } from './tree/tree.js';
-import { writeAtomically } from './util/atomic.js';
+import { writeAtomically, type OutputLimits } from './util/atomic.js';
 import { resolveDockerArchive } from './oci/archive.js';
 import { addImageJson, imageJson, type ImageJson } from './oci/image-json.js';
 import { resolveOciLayout } from './oci/layout.js';
@@ -37,6 +38,16 @@ export interface ConvertOptions extends Ext4Options {
   cache?: boolean;
   onProgress?: (p: Progress) => void;
   onWarning?: (w: Warning) => void;
+  /** Largest the image may become, bytes (--max-size): OUTPUT_TOO_LARGE past it. Default none. */
+  maxSize?: number;
+  /** Free space the output's filesystem keeps, bytes: OUTPUT_DISK_FULL below it. Default max(1 GiB, 5 %). */
+  minFreeBytes?: number;
+  /** Image sources: most layers an image may have (--max-layers). Default 1000. */
+  maxLayers?: number;
+  /** Registry sources: slowest accepted transfer, bytes/s (--min-rate); 0: none. Default 1024. */
+  minBytesPerSecond?: number;
+  /** Registry sources: the window the transfer rate is averaged over, ms. Default 60 s. */
+  rateWindowMs?: number;
 }
 
 export interface ConvertResult extends ImageSummary {
@@ -96,7 +107,7 @@ export async function convert(source: string | SourceSpec, output: string, optio
     if (!st.isFile()) fail('SOURCE_BAD_SPEC', `read archive ${src.path}`, 'not a regular file', src.path);
   }
   if (src.kind === 'tar' || src.kind === 'dir') {
-    const summary = await writeAtomically(output, (fh) => build(fh, src, null, options, onWarning));
+    const summary = await writeAtomically(output, (fh) => build(fh, src, null, options, onWarning), await outputLimits(options, src, null));
     return { ...summary, output, source: src, warnings };
   }
   // Image sources: resolve first (a registry tag becomes a manifest digest), then use the cache.
@@ -111,7 +122,7 @@ export async function convert(source: string | SourceSpec, output: string, optio
       await writeAtomically(output, async (_fh, tmp) => copyFile(cached.path, tmp));
       return { ...cached.summary, timings: { [RESOLVE_TIMING]: resolveMs }, image: imageJson(image), cacheHit: true, output, source: src, warnings };
     }
-    const built = await writeAtomically(output, (fh) => build(fh, src, image, options, onWarning));
+    const built = await writeAtomically(output, (fh) => build(fh, src, image, options, onWarning), await outputLimits(options, src, image));
     // A registry image's layers download while the first ones are converted: the time spent
     // waiting for them is part of "read source, stream data" and also reported on its own.
     const waited: Record<string, number> = image.waitedMs !== undefined ? { [WAIT_TIMING]: Math.round(image.waitedMs) } : {};
@@ -121,9 +132,36 @@ export async function convert(source: string | SourceSpec, output: string, optio
       await cache.store(key, output, { source: image.source, manifestDigest: image.manifestDigest, sizeBytes: summary.sizeBytes, toolVersion: version(), summary: plain });
     }
     return { ...summary, ...(cache ? { cacheHit: false } : {}), output, source: src, warnings };
+  } catch (e) {
+    throw await preferDownloadFailure(image, e);
   } finally {
     await image.close?.();
   }
+}
+
+/**
+ * Layers are read while they download: a blob that is not what its digest says can first show
+ * as a broken tar. Once the downloads have settled, their failure is the better explanation.
+ */
+export async function preferDownloadFailure(image: ResolvedImage, e: unknown): Promise<unknown> {
+  if (!image.close) return e;
+  await image.close();
+  return image.downloadFailure?.() ?? e;
+}
+
+/**
+ * The limits an output is written under (see util/atomic.ts): never fill the disk, never pass
+ * --max-size; the input's size is given so an error can say how much it expanded.
+ */
+export async function outputLimits(options: ConvertOptions, src: SourceSpec | null, image: ResolvedImage | null): Promise<OutputLimits> {
+  let inputBytes: number | undefined;
+  if (image) inputBytes = image.manifest.layers.reduce((n, l) => n + l.size, 0);
+  else if (src?.kind === 'tar' && src.path !== '-') inputBytes = (await stat(src.path)).size;
+  return {
+    ...(options.maxSize !== undefined ? { maxBytes: options.maxSize } : {}),
+    ...(options.minFreeBytes !== undefined ? { minFreeBytes: options.minFreeBytes } : {}),
+    ...(inputBytes !== undefined ? { inputBytes } : {}),
+  };
 }
 
 /** convert()'s timing of resolving an image source (for a registry: manifests and config). */
@@ -164,26 +202,45 @@ export async function ingestSource(src: SourceSpec, image: ResolvedImage | null,
   } else throw new Error('internal: image source without a resolved image');
 }
 
-/** Every option that changes an image's bytes: part of the image cache key. */
-function cacheOptions(o: ConvertOptions): Record<string, unknown> {
-  return {
-    size: o.size ?? { mode: 'auto' },
-    readOnly: o.readOnly ?? false,
-    label: o.label ?? '',
-    uuid: o.uuid?.toString('hex') ?? null,
-    journalBlocks: o.journalBlocks ?? null,
-    journal: o.journal ?? true,
-    timestamp: o.timestamp ?? 0,
-    owner: o.owner ?? null,
-  };
+/**
+ * Every option that changes an image's bytes: part of the image cache key. The writer's options
+ * come from `imageOptions`, the same list the writer's fingerprint is made from.
+ */
+export function cacheOptions(o: ConvertOptions): Record<string, unknown> {
+  return { ...imageOptions(o), owner: o.owner ?? null };
 }
+
+/**
+ * How each convert option reaches a cached image: `bytes` ones are in cacheOptions; `input` ones
+ * choose or fetch the input, which the cache key names by its manifest digest; `none` change
+ * nothing in the image. The mapped type makes a new option without a role a compile error.
+ */
+export const CONVERT_OPTION_ROLES: { [K in keyof Required<ConvertOptions>]: 'bytes' | 'input' | 'none' } = {
+  size: 'bytes',
+  readOnly: 'bytes',
+  label: 'bytes',
+  uuid: 'bytes',
+  journalBlocks: 'bytes',
+  journal: 'bytes',
+  timestamp: 'bytes',
+  owner: 'bytes',
+  platform: 'input',
+  creds: 'input',
+  tlsVerify: 'input',
+  dockerConfigDir: 'input',
+  cacheDir: 'none',
+  cache: 'none',
+  onProgress: 'none',
+  onWarning: 'none',
+};
 
 /** Resolves an image source to its manifest, config and layers. */
 export async function resolveImage(src: Extract<SourceSpec, { kind: 'oci' | 'docker-archive' | 'docker' }>, options: ConvertOptions): Promise<ResolvedImage> {
   const platform = options.platform ?? hostPlatform();
   const explicit = options.platform !== undefined;
-  if (src.kind === 'oci') return resolveOciLayout(src.path, src.ref, platform, explicit);
-  if (src.kind === 'docker-archive') return resolveDockerArchive(src.path, src.ref, platform, explicit);
+  const limits = options.maxLayers !== undefined ? { maxLayers: options.maxLayers } : {};
+  if (src.kind === 'oci') return resolveOciLayout(src.path, src.ref, platform, explicit, limits);
+  if (src.kind === 'docker-archive') return resolveDockerArchive(src.path, src.ref, platform, explicit, limits);
   return openRegistryImage(parseDockerReference(src.ref), {
     cacheDir: options.cacheDir ?? defaultCacheDir(),
     // only an explicit --platform makes a single-platform image of another architecture an error
@@ -192,5 +249,8 @@ export async function resolveImage(src: Extract<SourceSpec, { kind: 'oci' | 'doc
     ...(options.tlsVerify !== undefined ? { tlsVerify: options.tlsVerify } : {}),
     ...(options.dockerConfigDir ? { dockerConfigDir: options.dockerConfigDir } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...limits,
+    ...(options.minBytesPerSecond !== undefined ? { minBytesPerSecond: options.minBytesPerSecond } : {}),
+    ...(options.rateWindowMs !== undefined ? { rateWindowMs: options.rateWindowMs } : {}),
   });
 }

@@ -43,6 +43,8 @@ export type ErrorCode =
   | 'OCI_REGISTRY_ERROR'
   | 'OCI_NETWORK'
   | 'OCI_LAYER_INVALID'
+  | 'OCI_TOO_MANY_LAYERS'
+  | 'OCI_TRANSFER_TOO_SLOW'
   | 'CACHE_LOCKED'
   | 'CACHE_IO'
   // build specs and provisioning
@@ -64,6 +66,8 @@ export type ErrorCode =
   | 'OPTION_INVALID'
   | 'OUTPUT_EXISTS'
   | 'OUTPUT_FAILED'
+  | 'OUTPUT_TOO_LARGE'
+  | 'OUTPUT_DISK_FULL'
   | 'IO_FAILED'
   // the guest agent client (src/vm/agent-*.ts)
   | 'AGENT_CONNECT_FAILED'
@@ -89,7 +93,19 @@ export type ErrorCode =
   | 'KERNEL_NOT_PINNED'
   | 'KERNEL_CHECKSUM_MISMATCH'
   | 'KERNEL_DOWNLOAD_FAILED'
-  | 'KERNEL_CACHE_IO';
+  | 'KERNEL_CACHE_IO'
+  // Alpine packages (src/sources/alpine/)
+  | 'APK_BAD_KEY'
+  | 'APK_UNTRUSTED'
+  | 'APK_BAD_SIGNATURE'
+  | 'APK_BAD_INDEX'
+  | 'APK_BAD_PACKAGE'
+  | 'APK_CHECKSUM_MISMATCH'
+  | 'APK_UNSATISFIABLE'
+  | 'APK_CONFLICT'
+  | 'APK_FILE_CONFLICT'
+  | 'APK_FETCH_FAILED'
+  | 'APK_LOCK_MISMATCH';
 
 export class RootforgeError extends Error {
   readonly code: ErrorCode;

@@ -5,8 +5,10 @@ import { parse, UsageError } from './args.js';
 export const CACHE_USAGE = `Usage: rootforge cache ls [--json] [--cache-dir DIR]
        rootforge cache prune [--images-only] [--cache-dir DIR]
 
-ls      lists finished images (source, manifest digest, size) and the blob store's size
-prune   removes cached images and (unless --images-only) every blob not being downloaded`;
+ls      lists finished images (source, manifest digest, size), the blob store's size, and
+        unfinished downloads (partials, locks: in progress or left over)
+prune   removes cached images and (unless --images-only) every blob not being downloaded,
+        and the partial downloads, stale locks and temporary files of dead processes`;
 
 export async function cacheCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -25,13 +27,23 @@ export async function cacheCommand(argv: string[]): Promise<number> {
     const images = await cache.list();
     const blobs = await cache.blobs.list();
     const blobBytes = blobs.reduce((n, b) => n + b.size, 0);
+    const unfinished = await cache.blobs.listUnfinished();
     if (values.json) {
-      process.stdout.write(JSON.stringify({ root: cache.root, images, blobs: { count: blobs.length, bytes: blobBytes } }, null, 2) + '\n');
+      process.stdout.write(JSON.stringify({ root: cache.root, images, blobs: { count: blobs.length, bytes: blobBytes }, unfinished }, null, 2) + '\n');
       return 0;
     }
     process.stdout.write(`cache: ${cache.root}\n`);
     for (const i of images) process.stdout.write(`  ${i.key.slice(0, 12)}  ${formatBytes(i.sizeBytes).padStart(10)}  ${i.manifestDigest.slice(0, 19)}  ${i.source}\n`);
-    process.stdout.write(`${images.length} images, ${blobs.length} blobs (${formatBytes(blobBytes)})\n`);
+    for (const u of unfinished) {
+      const who = u.live !== undefined ? `in progress (${u.live})` : 'left over (prune removes it)';
+      process.stdout.write(`  ${u.kind.padEnd(7)} ${formatBytes(u.size).padStart(10)}  ${u.digest.slice(0, 19)}  ${who}\n`);
+    }
+    const partials = unfinished.filter((u) => u.kind === 'partial');
+    const partialBytes = partials.reduce((n, u) => n + u.size, 0);
+    process.stdout.write(
+      `${images.length} images, ${blobs.length} blobs (${formatBytes(blobBytes)}), ${partials.length} unfinished downloads (${formatBytes(partialBytes)}), ` +
+        `${unfinished.length - partials.length} locks and temporary files\n`,
+    );
     return 0;
   }
   if (sub === 'prune') {

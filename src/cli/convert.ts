@@ -1,8 +1,9 @@
 import { convert } from '../convert.js';
 import { fail } from '../errors.js';
-import { parseUuid } from '../ext4/writer.js';
+import { parseUuid } from '../ext4/identity.js';
 import { formatBytes, parseBytes, parseSize } from '../util/size.js';
 import { imageOptions, parse, parseOwner, UsageError } from './args.js';
+import { LIMIT_FLAGS, LIMIT_USAGE, limitOptions, MAX_SIZE_USAGE } from './limits.js';
 import { ProgressLine } from './progress.js';
 
 export const CONVERT_USAGE = `Usage: rootforge convert <source> -o <image> [options]
@@ -33,6 +34,8 @@ Options:
                         allowed for localhost and 127.0.0.0/8)
   --cache-dir DIR       blob and image cache (default $XDG_CACHE_HOME/rootforge)
   --no-cache            image sources: do not use or fill the finished-image cache
+${MAX_SIZE_USAGE}
+${LIMIT_USAGE}
   --quiet               no progress or summary on stderr
   --json                print the result as JSON on stdout
   --debug               show stack traces on errors
@@ -57,6 +60,7 @@ export async function convertCommand(argv: string[]): Promise<number> {
       'tls-verify': { type: 'string' },
       'cache-dir': { type: 'string' },
       'no-cache': { type: 'boolean' },
+      ...LIMIT_FLAGS,
     } as const,
     CONVERT_USAGE,
   );
@@ -83,6 +87,7 @@ export async function convertCommand(argv: string[]): Promise<number> {
     ...(journalBytes !== undefined ? { journalBlocks: Math.ceil(journalBytes / 4096) } : {}),
     timestamp,
     ...imageOptions(values),
+    ...limitOptions(values),
     onProgress: (p) => progress.update(p.done, p.total),
     onWarning: (w) => {
       if (!values.quiet) process.stderr.write(`\r\x1b[Kwarning: ${w.message} [${w.code}]\n`);

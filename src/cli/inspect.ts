@@ -1,7 +1,7 @@
 import { fail, isRootforgeError } from '../errors.js';
 import { Ext4Image } from '../ext4/reader.js';
 import { IMAGE_JSON_PATH, type ImageJson } from '../oci/image-json.js';
-import { formatUuid } from '../ext4/writer.js';
+import { formatUuid } from '../ext4/identity.js';
 import { formatBytes } from '../util/size.js';
 import { imageFs, readPackageDb } from '../packages/read.js';
 import type { PackageInfo, PackageManager } from '../packages/types.js';

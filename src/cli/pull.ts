@@ -2,6 +2,7 @@ import { defaultCacheDir } from '../oci/cache.js';
 import { formatReference, parseDockerReference, pullImage } from '../oci/registry.js';
 import { formatBytes } from '../util/size.js';
 import { imageOptions, parse, UsageError } from './args.js';
+import { LIMIT_FLAGS, LIMIT_USAGE, limitOptions } from './limits.js';
 import { ProgressLine } from './progress.js';
 
 export const PULL_USAGE = `Usage: rootforge pull [docker://][HOST/]REPO[:TAG|@DIGEST] [options]
@@ -14,7 +15,8 @@ Options:
   --creds USER:PASS     registry credentials (default: from $DOCKER_CONFIG/config.json)
   --tls-verify=false    accept any TLS certificate
   --cache-dir DIR       the cache (default $XDG_CACHE_HOME/rootforge)
-  --json                print the result as JSON`;
+  --json                print the result as JSON
+${LIMIT_USAGE}`;
 
 export async function pullCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -26,6 +28,8 @@ export async function pullCommand(argv: string[]): Promise<number> {
       'cache-dir': { type: 'string' },
       json: { type: 'boolean' },
       quiet: { type: 'boolean', short: 'q' },
+      'max-layers': LIMIT_FLAGS['max-layers'],
+      'min-rate': LIMIT_FLAGS['min-rate'],
     } as const,
     PULL_USAGE,
   );
@@ -42,6 +46,7 @@ export async function pullCommand(argv: string[]): Promise<number> {
     ...(opts.platform ? { platform: opts.platform } : {}),
     ...(opts.creds ? { creds: opts.creds } : {}),
     ...(opts.tlsVerify !== undefined ? { tlsVerify: opts.tlsVerify } : {}),
+    ...limitOptions(values),
     onProgress: (p) => progress.update(p.done, p.total),
   });
   progress.done();

@@ -94,6 +94,8 @@ export interface Superblock {
   checksumType: number;
   checksumSeed: number;
   checksum: number;
+  /** s_block_group_nr: the group a backup copy sits in (0 for the primary). Default 0. */
+  blockGroupNr?: number;
 }
 
 export function encodeSuperblock(sb: Superblock): Buffer {
@@ -121,6 +123,7 @@ export function encodeSuperblock(sb: Superblock): Buffer {
   b.writeUInt32LE(sb.revLevel, SB.revLevel);
   b.writeUInt32LE(sb.firstIno, SB.firstIno);
   b.writeUInt16LE(sb.inodeSize, SB.inodeSize);
+  b.writeUInt16LE(sb.blockGroupNr ?? 0, SB.blockGroupNr);
   b.writeUInt32LE(sb.featureCompat, SB.featureCompat);
   b.writeUInt32LE(sb.featureIncompat, SB.featureIncompat);
   b.writeUInt32LE(sb.featureRoCompat, SB.featureRoCompat);
@@ -170,6 +173,7 @@ export function decodeSuperblock(b: Buffer): Superblock {
     revLevel: b.readUInt32LE(SB.revLevel),
     firstIno: b.readUInt32LE(SB.firstIno),
     inodeSize: b.readUInt16LE(SB.inodeSize),
+    blockGroupNr: b.readUInt16LE(SB.blockGroupNr),
     featureCompat: b.readUInt32LE(SB.featureCompat),
     featureIncompat: b.readUInt32LE(SB.featureIncompat),
     featureRoCompat: b.readUInt32LE(SB.featureRoCompat),

@@ -7,7 +7,7 @@
  */
 import { fail } from '../errors.js';
 import { encodeExtent, encodeExtentHeader, encodeExtentIndex, sealExtentBlock, type Extent } from './codec.js';
-import { BLOCK_SIZE, EXT_ENTRY_SIZE, EXT_HEADER_SIZE, EXTENTS_IN_INODE, EXTENTS_PER_BLOCK, I_BLOCK_SIZE } from './format.js';
+import { BLOCK_SIZE, EXT_ENTRY_SIZE, EXT_HEADER_SIZE, EXTENTS_IN_INODE, EXTENTS_PER_BLOCK, I_BLOCK_SIZE, MAX_EXTENT_LEN } from './format.js';
 
 /** Blocks needed outside the inode to hold `n` extents. */
 export function extentTreeBlocks(n: number): number {
@@ -69,4 +69,22 @@ export function encodeExtentTree(extents: Extent[], treeBlocks: number[], inodeS
   encodeExtentHeader(iBlock, 0, nIdx, EXTENTS_IN_INODE, 2);
   rootIndex.forEach((x, i) => encodeExtentIndex(iBlock, EXT_HEADER_SIZE + i * EXT_ENTRY_SIZE, x));
   return { iBlock, blocks: [...leaves, ...idxBlocks] };
+}
+
+/** Extents for block runs laid end to end from logical block 0, split at the extent length limit. */
+export function runsToExtents(runs: { start: number; length: number }[]): Extent[] {
+  const out: Extent[] = [];
+  let logical = 0;
+  for (const r of runs) {
+    let left = r.length;
+    let phys = r.start;
+    while (left > 0) {
+      const n = Math.min(left, MAX_EXTENT_LEN);
+      out.push({ logical, physical: phys, length: n });
+      logical += n;
+      phys += n;
+      left -= n;
+    }
+  }
+  return out;
 }

@@ -14,18 +14,19 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { fail } from '../errors.js';
 import { checksumMatches, decodeHeader } from '../tar/header.js';
 import { openArchiveStream } from '../tar/decompress.js';
+import { PaxReader, type PaxAttrs, type Warn } from '../tar/pax.js';
 import { sha256Digest, verifyDigest } from './digest.js';
 import { checkLayerMediaType } from './layer.js';
-import { parseConfig, parseIndex, parseJson } from './manifest.js';
+import { checkLayerCount, parseConfig, parseIndex, parseJson } from './manifest.js';
 import { checkPlatform, findInIndex, resolveDescriptor, syntheticDigest, type BlobAccess } from './resolve.js';
-import { MEDIA, type Descriptor, type ImageManifest, type Layer, type Platform, type ResolvedImage } from './types.js';
+import { MEDIA, type Descriptor, type ImageLimits, type ImageManifest, type Layer, type Platform, type ResolvedImage } from './types.js';
 
 interface Member {
   offset: number;
   size: number;
 }
 
-export async function resolveDockerArchive(path: string, ref: string | undefined, platform: Platform, explicitPlatform = false): Promise<ResolvedImage> {
+export async function resolveDockerArchive(path: string, ref: string | undefined, platform: Platform, explicitPlatform = false, limits: ImageLimits = {}): Promise<ResolvedImage> {
   const source = `docker-archive:${path}${ref ? `:${ref}` : ''}`;
   const members = await indexTar(path, source);
   const access = archiveBlobs(path, members, source);
@@ -33,10 +34,10 @@ export async function resolveDockerArchive(path: string, ref: string | undefined
     const index = parseIndex(await readMember(path, members, 'index.json', source), `${source} index.json`);
     // Docker's OCI form names images in index.json; "@N" picks by position
     const desc = ref?.startsWith('@') ? pickNth(index.manifests, ref, source) : findInIndex(index, ref, source);
-    return resolveDescriptor(access, desc, platform, source, explicitPlatform);
+    return resolveDescriptor(access, desc, platform, source, explicitPlatform, limits);
   }
   if (!members.has('manifest.json')) fail('OCI_BAD_LAYOUT', `open ${source}`, 'neither manifest.json nor an OCI layout inside: not a docker save archive', path);
-  const img = await legacyImage(path, members, ref, source);
+  const img = await legacyImage(path, members, ref, source, limits);
   if (explicitPlatform) checkPlatform(img.config, platform, source, false);
   return img;
 }
@@ -53,7 +54,7 @@ interface LegacyEntry {
   Layers: string[];
 }
 
-async function legacyImage(path: string, members: Map<string, Member>, ref: string | undefined, source: string): Promise<ResolvedImage> {
+async function legacyImage(path: string, members: Map<string, Member>, ref: string | undefined, source: string, limits: ImageLimits): Promise<ResolvedImage> {
   const list = parseJson(await readMember(path, members, 'manifest.json', source), `${source} manifest.json`) as LegacyEntry[];
   if (!Array.isArray(list) || list.length === 0) fail('OCI_BAD_MANIFEST', `read ${source}`, 'manifest.json lists no image', path);
   let entry: LegacyEntry;
@@ -69,6 +70,7 @@ async function legacyImage(path: string, members: Map<string, Member>, ref: stri
     entry = hit;
   }
   if (typeof entry.Config !== 'string' || !Array.isArray(entry.Layers)) fail('OCI_BAD_MANIFEST', `read ${source}`, 'manifest.json entry needs Config and Layers', JSON.stringify(entry).slice(0, 200));
+  checkLayerCount(entry.Layers.length, limits.maxLayers, `${source} manifest.json`);
   // The config's file name is its digest (<hex>.json, or blobs/sha256/<hex> in newer saves).
   const configMember = member(members, entry.Config, source);
   const configBytes = await readMember(path, members, entry.Config, source);
@@ -160,7 +162,7 @@ export async function indexTar(path: string, source: string): Promise<Map<string
     const block = Buffer.alloc(512);
     let pos = 0;
     let longName: string | undefined;
-    let pax: Map<string, string> | undefined;
+    let pax: PaxAttrs | undefined;
     const readAt = async (buf: Buffer, at: number, n: number) => {
       const { bytesRead } = await fh.read(buf, 0, n, at);
       if (bytesRead !== n) fail('TAR_TRUNCATED', `read ${source}`, 'archive ends inside an entry', at);
@@ -182,10 +184,10 @@ export async function indexTar(path: string, source: string): Promise<Map<string
         const body = Buffer.alloc(h.size);
         await readAt(body, dataAt, h.size);
         if (type === 'L') longName = body.toString('latin1').replace(/\0+$/, '');
-        else if (type === 'x') pax = parsePaxRecords(body);
+        else if (type === 'x') pax = readPax(body, pos, source);
       } else {
-        const name = (pax?.get('path') ?? longName ?? h.name).replace(/^\.\//, '').replace(/\/$/, '');
-        if (pax?.has('size')) dataSize = Number(pax.get('size'));
+        const name = (pax?.path ?? longName ?? h.name).replace(/^\.\//, '').replace(/\/$/, '');
+        if (pax?.size !== undefined) dataSize = pax.size;
         if (type === '0' || type === '\0' || type === '7') out.set(name, { offset: dataAt, size: dataSize });
         longName = undefined;
         pax = undefined;
@@ -198,19 +200,18 @@ export async function indexTar(path: string, source: string): Promise<Map<string
   }
 }
 
-function parsePaxRecords(body: Buffer): Map<string, string> {
-  const out = new Map<string, string>();
-  let p = 0;
-  while (p < body.length) {
-    const sp = body.indexOf(0x20, p);
-    if (sp < 0) break;
-    const len = Number(body.toString('latin1', p, sp));
-    if (!Number.isInteger(len) || len <= 0 || p + len > body.length) break;
-    const rec = body.toString('utf8', sp + 1, p + len - 1);
-    const eq = rec.indexOf('=');
-    if (eq > 0) out.set(rec.slice(0, eq), rec.slice(eq + 1));
-    p += len;
-  }
-  return out;
+/**
+ * A PAX header body, read by the same PaxReader as layer tars: a size that is not a plain
+ * decimal (negative, "abc", past 2^53) is TAR_BAD_PAX, never a position to seek to. A malformed
+ * header is an error here too (the layer parser warns and goes on; an index must not guess).
+ */
+function readPax(body: Buffer, at: number, source: string): PaxAttrs {
+  const attrs: PaxAttrs = {};
+  const warn: Warn = (code, message) => {
+    if (code === 'TAR_PAX_MALFORMED') fail('TAR_BAD_PAX', `read ${source}`, message, `offset ${at}`);
+  };
+  const reader = new PaxReader(attrs, body.length, at, warn);
+  reader.write(body, 0, body.length);
+  reader.finish();
+  return attrs;
 }
-

@@ -48,6 +48,8 @@ export interface FetchOptions {
   maxAttempts?: number;
   /** First retry delay in ms, doubled per failed attempt in a row. Default 250. */
   backoffMs?: number;
+  /** No new attempt starts later than this after the first, ms. Default 10 min. */
+  retryBudgetMs?: number;
 }
 
 export interface FetchResult {
@@ -71,7 +73,28 @@ export interface BlobInfo {
   mtime: Date;
 }
 
+/** A file an unfinished download left in the store (BlobStore.listUnfinished). */
+export interface UnfinishedFile {
+  /** partial: downloaded bytes kept for resuming; lock: a fetcher's lock; temp: a file being written. */
+  kind: 'partial' | 'lock' | 'temp';
+  digest: string;
+  path: string;
+  size: number;
+  mtime: Date;
+  /** "pid host" of the live process this file belongs to; absent when it is left over. */
+  live?: string;
+}
+
 const HEX_RE = /^[a-f0-9]{64}$/;
+
+/** Which unfinished-download file a store name is (see the layout at the top), if any. */
+function unfinishedKind(name: string): { kind: 'partial' | 'lock'; hex: string } | { kind: 'temp'; hex: string; pid: number } | undefined {
+  let m = /^([a-f0-9]{64})\.(partial|lock)$/.exec(name);
+  if (m !== null) return { kind: m[2] as 'partial' | 'lock', hex: m[1]! };
+  m = /^\.([a-f0-9]{64})\.(\d+)\.\d+\.tmp$/.exec(name) ?? /^([a-f0-9]{64})\.lock(?:\.stale)?\.(\d+)\.\d+$/.exec(name);
+  if (m !== null) return { kind: 'temp', hex: m[1]!, pid: Number(m[2]) };
+  return undefined;
+}
 const HOST = hostname();
 let tmpCounter = 0;
 
@@ -95,6 +118,11 @@ export class BlobStore {
     return join(this.dir, hexOf(digest));
   }
 
+  /** Where a download of the blob in progress writes (see the layout above). */
+  partialPath(digest: string): string {
+    return `${this.path(digest)}.partial`;
+  }
+
   async has(digest: string): Promise<boolean> {
     return (await statOrUndefined(this.path(digest), 'look up blob')) !== undefined;
   }
@@ -115,6 +143,49 @@ export class BlobStore {
       if (st !== undefined) out.push({ digest: `sha256:${name}`, size: st.size, mtime: st.mtime });
     }
     return out;
+  }
+
+  /**
+   * What unfinished downloads left in the store: partial blobs (with the live process fetching
+   * each, if any), locks and temporary files. Files of live processes are listed as `live`.
+   */
+  async listUnfinished(): Promise<UnfinishedFile[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      return fail('CACHE_IO', 'list blob store', errnoOf(e), this.dir, e);
+    }
+    const out: UnfinishedFile[] = [];
+    for (const name of names.sort()) {
+      const kind = unfinishedKind(name);
+      if (kind === undefined) continue;
+      const path = join(this.dir, name);
+      const st = await statOrUndefined(path, 'list blob store');
+      if (st === undefined) continue; // finished or removed meanwhile
+      let live: string | undefined;
+      if (!('pid' in kind)) live = await this.liveHolder(join(this.dir, kind.hex));
+      else if (pidAlive(kind.pid)) live = `${kind.pid} ${HOST}`;
+      out.push({ kind: kind.kind, digest: `sha256:${kind.hex}`, path, size: st.size, mtime: st.mtime, ...(live !== undefined ? { live } : {}) });
+    }
+    return out;
+  }
+
+  /**
+   * Removes what unfinished downloads of dead (or silent) processes left: partials whose blob
+   * nobody is fetching, stale locks, temporary files. Those of live fetchers stay.
+   */
+  async pruneUnfinished(): Promise<{ files: number; bytes: number }> {
+    let files = 0;
+    let bytes = 0;
+    for (const f of await this.listUnfinished()) {
+      if (f.live !== undefined) continue;
+      await unlinkIfPresent(f.path, 'prune blob store');
+      files++;
+      bytes += f.size;
+    }
+    return { files, bytes };
   }
 
   /** Deletes a blob and any partial download of it. Refuses while a live process holds its lock. */
@@ -285,19 +356,28 @@ async function download(digest: string, size: number, path: string, open: BlobOp
   const attempts = options.attempts ?? 3;
   const maxAttempts = options.maxAttempts ?? 10;
   const backoffMs = options.backoffMs ?? 250;
+  const deadline = performance.now() + (options.retryBudgetMs ?? 10 * 60_000);
   let failedInARow = 0;
+  let restarted = false;
   for (let attempt = 1; ; attempt++) {
     const before = (await statOrUndefined(partial, what))?.size ?? 0;
     try {
       await downloadOnce(digest, size, path, partial, open, options.onProgress);
       return;
     } catch (e) {
+      // A resumed partial that turns out wrong (a poisoned or corrupted earlier download) was
+      // deleted by downloadOnce: start over from byte 0, once, instead of failing the run.
+      if (isRootforgeError(e, 'OCI_DIGEST_MISMATCH') && before > 0 && !restarted) {
+        restarted = true;
+        options.onProgress?.(0);
+        continue;
+      }
       if (!isRootforgeError(e, 'OCI_NETWORK')) throw e;
       const after = (await statOrUndefined(partial, what))?.size ?? 0;
       // An attempt that added bytes is not held against the connection: big blobs over a flaky
       // link get there piece by piece (within maxAttempts).
       failedInARow = after > before ? 0 : failedInARow + 1;
-      if (failedInARow >= attempts || attempt >= maxAttempts) {
+      if (failedInARow >= attempts || attempt >= maxAttempts || performance.now() + backoffMs * 2 ** failedInARow > deadline) {
         throw new RootforgeError('OCI_NETWORK', `${e.message}; gave up after ${attempt} attempts, ${after} of ${size} bytes kept for the next run`, { cause: e });
       }
       await sleep(backoffMs * 2 ** failedInARow);

@@ -101,7 +101,8 @@ export class ImageCache {
 
   /**
    * Removes cached images (and their temporary leftovers) and, with `blobs`, every blob not
-   * being fetched right now (with its resumable partial).
+   * being fetched right now, and what unfinished downloads of dead processes left (partials,
+   * stale locks, temporary files).
    */
   async prune(opts: { images: boolean; blobs: boolean }): Promise<{ files: number; bytes: number }> {
     let files = 0;
@@ -117,6 +118,10 @@ export class ImageCache {
       for (const n of await readdir(this.dir).catch(() => [] as string[])) await drop(join(this.dir, n));
     }
     if (opts.blobs) {
+      // Unfinished downloads of dead processes first (a live fetcher's partial stays).
+      const left = await this.blobs.pruneUnfinished();
+      files += left.files;
+      bytes += left.bytes;
       for (const b of await this.blobs.list()) {
         bytes += b.size;
         files++;

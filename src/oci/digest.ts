@@ -3,8 +3,9 @@
  * when the stream ends, before anything downstream can treat the content as complete).
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { fail } from '../errors.js';
+import { openRegular } from './files.js';
 
 const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 
@@ -39,14 +40,28 @@ export async function* verifyDigest(source: AsyncIterable<Buffer>, digest: strin
   if (got !== digest) fail('OCI_DIGEST_MISMATCH', what, `content hashes to ${got}`, digest);
 }
 
-/** Reads a whole small file (manifest, config) and checks its digest. */
-export async function readVerified(path: string, digest: string, what: string, maxBytes = 16 << 20): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of verifyDigest(createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>, digest, undefined, what)) {
-    n += c.length;
-    if (n > maxBytes) fail('OCI_BAD_MANIFEST', what, `larger than ${maxBytes} bytes`, path);
-    chunks.push(c);
+/**
+ * Reads a whole small file (manifest, config) and checks its digest (and its size, when known).
+ * Only a regular file, not through a symlink, of at most `maxBytes` bytes is read.
+ */
+export async function readVerified(path: string, digest: string, what: string, maxBytes = 16 << 20, size?: number): Promise<Buffer> {
+  parseDigest(digest, what);
+  const { fh, size: actual } = await openRegular(path, what);
+  try {
+    if (actual > maxBytes) fail('OCI_BAD_MANIFEST', what, `larger than ${maxBytes} bytes`, path);
+    if (size !== undefined && actual !== size) fail('OCI_DIGEST_MISMATCH', what, `${actual} bytes where the descriptor says ${size}`, digest);
+  } catch (e) {
+    await fh.close();
+    throw e;
   }
+  // The stream closes the handle when it ends or is destroyed.
+  const chunks: Buffer[] = [];
+  const stream = actual > 0 ? (fh.createReadStream({ highWaterMark: 1 << 20, start: 0, end: actual - 1 }) as AsyncIterable<Buffer>) : closing(fh);
+  for await (const c of verifyDigest(stream, digest, size, what)) chunks.push(c);
   return Buffer.concat(chunks);
+}
+
+/** No bytes; closes `fh` (an empty file's handle, which a stream with end -1 would not read). */
+async function* closing(fh: FileHandle): AsyncGenerator<Buffer> {
+  await fh.close();
 }

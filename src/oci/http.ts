@@ -23,6 +23,20 @@ export interface HttpClientOptions {
   maxRedirects?: number;
   /** Sent as User-Agent. */
   userAgent?: string;
+  /**
+   * The slowest a response body may arrive, bytes/s, averaged over `rateWindowMs` of waiting
+   * for it (time the reader spends elsewhere does not count). Slower: OCI_TRANSFER_TOO_SLOW.
+   * 0 turns the floor off. Default 1024 (1 KiB/s).
+   */
+  minBytesPerSecond?: number;
+  /** The window the floor is averaged over, ms. Default 60 s. */
+  rateWindowMs?: number;
+}
+
+/** A floor on body transfer rates (HttpClientOptions.minBytesPerSecond). */
+export interface RateFloor {
+  bytesPerSecond: number;
+  windowMs: number;
 }
 
 export interface HttpRequest {
@@ -51,6 +65,8 @@ export interface RetryPolicy {
   attempts?: number;
   /** Delay before the second attempt, doubled after each, ms. Default 250. */
   backoffMs?: number;
+  /** No retry starts later than this after the first attempt, ms. Default 60 s. */
+  budgetMs?: number;
 }
 
 /** Errors worth another attempt: the network, not the peer's certificate. */
@@ -65,9 +81,12 @@ export class HttpClient {
   private readonly timeoutMs: number;
   private readonly maxRedirects: number;
   private readonly userAgent: string;
+  private readonly floor: RateFloor;
 
   constructor(options: HttpClientOptions = {}) {
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.floor = { bytesPerSecond: options.minBytesPerSecond ?? 1024, windowMs: options.rateWindowMs ?? 60_000 };
+    if (!(this.floor.bytesPerSecond >= 0) || !(this.floor.windowMs > 0)) fail('OPTION_INVALID', 'set the transfer rate floor', 'expected a rate ≥ 0 and a window > 0', `${this.floor.bytesPerSecond} B/s over ${this.floor.windowMs} ms`);
     this.maxRedirects = options.maxRedirects ?? 5;
     this.userAgent = options.userAgent ?? 'rootforge';
     this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
@@ -91,7 +110,7 @@ export class HttpClient {
       const res = await this.once(url, req.method ?? 'GET', headers);
       const status = res.statusCode ?? 0;
       const location = res.headers.location;
-      if (![301, 302, 303, 307, 308].includes(status) || location === undefined) return wrap(res, url);
+      if (![301, 302, 303, 307, 308].includes(status) || location === undefined) return wrap(res, url, this.floor);
       res.resume();
       if (hop >= this.maxRedirects) fail('OCI_REGISTRY_ERROR', `get ${redact(req.url)}`, `more than ${this.maxRedirects} redirects`, redact(url));
       url = new URL(location, url);
@@ -102,18 +121,22 @@ export class HttpClient {
   async requestWithRetry(req: HttpRequest, policy: RetryPolicy = {}): Promise<HttpResponse> {
     const attempts = policy.attempts ?? 3;
     const backoffMs = policy.backoffMs ?? 250;
+    // Each attempt against a silent server can take the idle timeout: bound the whole.
+    const deadline = performance.now() + (policy.budgetMs ?? 60_000);
     for (let attempt = 1; ; attempt++) {
       let res: HttpResponse;
       try {
         res = await this.request(req);
       } catch (e) {
-        if (attempt >= attempts || !isRetriable(e)) throw e;
-        await sleep(backoffMs * 2 ** (attempt - 1));
+        const delay = backoffMs * 2 ** (attempt - 1);
+        if (attempt >= attempts || !isRetriable(e) || performance.now() + delay > deadline) throw e;
+        await sleep(delay);
         continue;
       }
-      if (!RETRIABLE_STATUS.has(res.status) || attempt >= attempts) return res;
+      const delay = retryAfterMs(res.headers) ?? backoffMs * 2 ** (attempt - 1);
+      if (!RETRIABLE_STATUS.has(res.status) || attempt >= attempts || performance.now() + delay > deadline) return res;
       res.discard();
-      await sleep(retryAfterMs(res.headers) ?? backoffMs * 2 ** (attempt - 1));
+      await sleep(delay);
     }
   }
 
@@ -163,13 +186,35 @@ function checkScheme(url: URL): void {
   fail('OCI_REGISTRY_ERROR', 'follow registry URL', 'plain HTTP is only used for loopback hosts; other hosts must use HTTPS', redact(url));
 }
 
-function wrap(res: IncomingMessage, url: URL): HttpResponse {
+function wrap(res: IncomingMessage, url: URL, floor: RateFloor): HttpResponse {
   const what = `download from ${url.host}`;
   async function* body(): AsyncGenerator<Buffer> {
+    // The rate is measured over time spent waiting for the server only, so a slow reader (or a
+    // paused one) is never blamed on the server.
+    let waited = 0;
+    let bytes = 0;
     try {
-      for await (const chunk of res) yield chunk as Buffer;
-    } catch (e) {
-      throw networkError(what, e, url);
+      const it = res[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+      for (;;) {
+        const t0 = performance.now();
+        let r: IteratorResult<Buffer>;
+        try {
+          r = await it.next();
+        } catch (e) {
+          throw networkError(what, e, url);
+        }
+        if (r.done) return;
+        waited += performance.now() - t0;
+        bytes += r.value.length;
+        if (floor.bytesPerSecond > 0 && waited >= floor.windowMs) {
+          if (bytes < (floor.bytesPerSecond * waited) / 1000) {
+            fail('OCI_TRANSFER_TOO_SLOW', what, `${bytes} bytes in ${(waited / 1000).toFixed(1)} s, below the floor of ${floor.bytesPerSecond} bytes/s (see --min-rate)`, redact(url));
+          }
+          waited = 0;
+          bytes = 0;
+        }
+        yield r.value;
+      }
     } finally {
       // Stopped early (an error downstream): the rest of the body is not wanted, free the socket.
       if (!res.complete) res.destroy();

@@ -36,10 +36,24 @@ export function parseIndex(bytes: Buffer, what: string): ImageIndex {
   return doc as ImageIndex;
 }
 
-export function parseManifest(bytes: Buffer, what: string): ImageManifest {
+/**
+ * Most layers an image may have unless the caller allows more. Docker's overlay driver stops at
+ * 127 and real images have a few dozen; each layer costs a download, a decompressor and a merge
+ * pass, so a manifest listing 100,000 (tiny) layers is a CPU sink, not an image.
+ */
+export const DEFAULT_MAX_LAYERS = 1000;
+
+/** Refuses more than `maxLayers` layers (checked before any layer is looked at). */
+export function checkLayerCount(count: number, maxLayers: number | undefined, what: string): void {
+  const max = maxLayers ?? DEFAULT_MAX_LAYERS;
+  if (count > max) fail('OCI_TOO_MANY_LAYERS', `read ${what}`, `${count} layers, more than the limit of ${max} (raise it with --max-layers)`, count);
+}
+
+export function parseManifest(bytes: Buffer, what: string, maxLayers?: number): ImageManifest {
   const doc = parseJson(bytes, what) as Omit<Partial<ImageManifest>, 'schemaVersion'> & { schemaVersion?: number };
   if (doc.schemaVersion === 1) fail('OCI_UNSUPPORTED_MEDIA_TYPE', `read ${what}`, 'Docker schema 1 manifests are not supported', what);
   if (doc.schemaVersion !== 2 || !doc.config || !Array.isArray(doc.layers)) fail('OCI_BAD_MANIFEST', `read ${what}`, 'not an image manifest (schemaVersion 2 with config and layers)', what);
+  checkLayerCount(doc.layers.length, maxLayers, what);
   checkDescriptor(doc.config, `${what} config`);
   doc.layers.forEach((l, i) => checkDescriptor(l, `${what} layers[${i}]`));
   return doc as ImageManifest;

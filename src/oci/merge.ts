@@ -17,6 +17,7 @@
  *    path, as long as nothing between the two layers changed it.
  */
 import { fail, printable } from '../errors.js';
+import { entryAttrs, entryExcluded } from '../sources/entry.js';
 import type { IngestContext } from '../sources/types.js';
 import { TarParser } from '../tar/parser.js';
 import type { TarHandler, TarHeader } from '../tar/types.js';
@@ -367,22 +368,9 @@ class LayerHandler implements TarHandler {
   ) {}
 
   entry(h: TarHeader): void {
-    const owner = this.ctx.owner;
-    const attrs: NodeAttrs = {
-      mode: h.mode,
-      uid: owner ? owner.uid : h.uid,
-      gid: owner ? owner.gid : h.gid,
-      mtime: h.mtime,
-      atime: h.atime,
-      ctime: h.ctime,
-      xattrs: h.xattrs.size > 0 ? h.xattrs : undefined,
-    };
-    if (this.ctx.exclude) {
-      const path = FsTree.split(h.path).join('/');
-      const name = path.slice(path.lastIndexOf('/') + 1);
-      // whiteouts still apply; only real entries are left out
-      if (!name.startsWith(WHITEOUT) && (this.ctx.exclude(path) || (h.type === 'hardlink' && this.ctx.exclude(FsTree.split(h.linkname).join('/'))))) return;
-    }
+    const attrs = entryAttrs(h, this.ctx.owner);
+    // whiteouts still apply; only real entries are left out
+    if (this.ctx.exclude && !(FsTree.split(h.path).pop() ?? '').startsWith(WHITEOUT) && entryExcluded(h, this.ctx)) return;
     const plan = this.m.entry(h, attrs);
     if (plan) {
       this.ctx.writer.data.beginFile(h.size, h.sparse);

@@ -27,6 +27,12 @@ export interface RegistryClientOptions {
   attempts?: number;
   /** Delay before the first retry, doubled each time, ms. Default 250. */
   backoffMs?: number;
+  /** Slowest accepted transfer, bytes/s, averaged over `rateWindowMs`; 0: no floor. Default 1024. */
+  minBytesPerSecond?: number;
+  /** Window of the transfer rate floor, ms. Default 60 s. */
+  rateWindowMs?: number;
+  /** No request is retried later than this after its first attempt, ms. Default 60 s. */
+  retryBudgetMs?: number;
 }
 
 export interface FetchedManifest {
@@ -64,8 +70,13 @@ export class RegistryClient {
   constructor(registry: string, options: RegistryClientOptions = {}) {
     this.registry = registry;
     this.endpoint = registryEndpoint(registry);
-    this.http = new HttpClient({ tlsVerify: options.tlsVerify ?? true, timeoutMs: options.timeoutMs ?? 30_000 });
-    this.retry = { attempts: options.attempts ?? 3, backoffMs: options.backoffMs ?? 250 };
+    this.http = new HttpClient({
+      tlsVerify: options.tlsVerify ?? true,
+      timeoutMs: options.timeoutMs ?? 30_000,
+      ...(options.minBytesPerSecond !== undefined ? { minBytesPerSecond: options.minBytesPerSecond } : {}),
+      ...(options.rateWindowMs !== undefined ? { rateWindowMs: options.rateWindowMs } : {}),
+    });
+    this.retry = { attempts: options.attempts ?? 3, backoffMs: options.backoffMs ?? 250, budgetMs: options.retryBudgetMs ?? 60_000 };
     const source = { ...(options.creds !== undefined ? { creds: options.creds } : {}), ...(options.dockerConfigDir !== undefined ? { dockerConfigDir: options.dockerConfigDir } : {}) };
     this.auth = new Authenticator(registry, source, this.http, this.retry);
   }
@@ -128,6 +139,9 @@ export class RegistryClient {
     const cached = this.auth.cached(scope);
     let res = await send(cached);
     if (res.status !== 401) return res;
+    // Only the registry's own 401 is answered: a host it redirected us to (object storage, or a
+    // hostile registry's accomplice) never gets credentials, and its token is never replayed.
+    this.refuseForeignChallenge(res, url);
     const challenges = parseChallenges(res.headers['www-authenticate']);
     res.discard();
     // A cached token can expire mid-run: the 401 then just means "get a new one".
@@ -135,10 +149,23 @@ export class RegistryClient {
     if (challenges.length === 0) fail('OCI_AUTH_FAILED', `get ${redact(url)}`, 'the registry answered 401 without a WWW-Authenticate challenge', this.registry);
     res = await send(await this.auth.authorize(challenges, scope));
     if (res.status === 401) {
+      this.refuseForeignChallenge(res, url);
       const detail = await errorDetail(res);
       fail('OCI_AUTH_FAILED', `pull ${this.registry}/${repo}`, `${await this.auth.refusal()}${detail !== '' ? `; the registry said "${detail}"` : ''}`);
     }
     return res;
+  }
+
+  /** A 401 that came from another origin than the registry's (after a redirect) fails typed. */
+  private refuseForeignChallenge(res: HttpResponse, asked: URL): void {
+    if (res.url.origin === asked.origin) return;
+    res.discard();
+    fail(
+      'OCI_AUTH_FAILED',
+      `get ${redact(asked)}`,
+      `the registry redirected to ${res.url.origin}, which asked for authentication; credentials are only sent to ${asked.origin}`,
+      redact(res.url),
+    );
   }
 
   /**

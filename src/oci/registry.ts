@@ -13,12 +13,14 @@
  * Manifests are stored in the cache by digest too, so a by-digest pull whose blobs are all
  * cached needs no network; a by-tag pull always asks the registry (tags move).
  */
+import { createReadStream } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail, RootforgeError } from '../errors.js';
 import { type Credentials } from './auth.js';
 import { BlobStore } from './blobstore.js';
 import { readVerified } from './digest.js';
-import { checkLayerMediaType, fileLayer } from './layer.js';
+import { checkLayerMediaType, fileLayer, layerTar } from './layer.js';
 import { formatPlatform, hostPlatform, isIndex, parseConfig, parseIndex, parseJson, parseManifest, selectPlatform } from './manifest.js';
 import { formatReference, type RegistryRef } from './reference.js';
 import { RegistryClient } from './registry-client.js';
@@ -53,6 +55,17 @@ export interface PullOptions {
   timeoutMs?: number;
   /** Delay before the first retry of a failed request, ms (doubled each time). Default 250. */
   backoffMs?: number;
+  /** Most layers the image may have. Default 1000 (DEFAULT_MAX_LAYERS). */
+  maxLayers?: number;
+  /**
+   * Slowest accepted transfer, bytes/s, averaged over `rateWindowMs` of waiting for the server;
+   * slower fails with OCI_TRANSFER_TOO_SLOW (the partial is kept). 0: no floor. Default 1024.
+   */
+  minBytesPerSecond?: number;
+  /** Window of the transfer rate floor, ms. Default 60 s. */
+  rateWindowMs?: number;
+  /** No retry of a blob download starts later than this after its first attempt, ms. Default 10 min. */
+  retryBudgetMs?: number;
 }
 
 export interface PullResult extends ResolvedImage {
@@ -69,6 +82,12 @@ export interface RegistryImage extends ResolvedImage {
   download(): Promise<{ blobsFetched: number; blobsCached: number }>;
   /** Time layer open() calls have spent waiting for their blob, ms. */
   readonly waitedMs: number;
+  /**
+   * The first error of a layer download, if one failed. A layer is read while it downloads, so a
+   * blob that is not what its digest says may first show as a tar error: callers that fail
+   * should close() and then prefer this error.
+   */
+  downloadFailure(): unknown;
   /**
    * Starts no more downloads, waits for those in flight to end (errors ignored; their bytes stay
    * in the cache either way), then closes the connections.
@@ -102,12 +121,14 @@ export async function openRegistryImage(ref: RegistryRef, opts: PullOptions): Pr
     ...(opts.dockerConfigDir !== undefined ? { dockerConfigDir: opts.dockerConfigDir } : {}),
     ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
     ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
+    ...(opts.minBytesPerSecond !== undefined ? { minBytesPerSecond: opts.minBytesPerSecond } : {}),
+    ...(opts.rateWindowMs !== undefined ? { rateWindowMs: opts.rateWindowMs } : {}),
     tlsVerify: opts.tlsVerify ?? true,
   });
   let handedOver = false;
   try {
     const platform = opts.platform ?? hostPlatform();
-    const { digest: manifestDigest, manifest, fromIndex } = await resolveManifest(client, store, ref, platform, source);
+    const { digest: manifestDigest, manifest, fromIndex } = await resolveManifest(client, store, ref, platform, source, opts.maxLayers);
     if (!CONFIG_TYPES.has(manifest.config.mediaType)) {
       fail('OCI_UNSUPPORTED_MEDIA_TYPE', `pull ${source}`, 'not a container image: unknown config media type', manifest.config.mediaType);
     }
@@ -127,17 +148,11 @@ export async function openRegistryImage(ref: RegistryRef, opts: PullOptions): Pr
       fail('OCI_NO_PLATFORM', `pull ${source}`, `the image is for ${config.os ?? '?'}/${config.architecture ?? '?'}, not the requested platform`, formatPlatform(opts.platform));
     }
 
-    // One settled-once promise per layer blob; rejections are also handled here so a blob nobody
-    // waits for (a failed pull, a cache hit) is not an unhandled rejection.
-    const ready = new Map<string, { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void }>();
-    for (const d of manifest.layers) {
-      if (ready.has(d.digest)) continue;
-      let resolve!: () => void;
-      let reject!: (e: unknown) => void;
-      const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
-      promise.catch(() => undefined);
-      ready.set(d.digest, { promise, resolve, reject });
-    }
+    // Per layer blob: a settled-once promise (complete and verified, or failed) and how many of
+    // its bytes our own download has written so far. Rejections are also handled here so a blob
+    // nobody waits for (a failed pull, a cache hit) is not an unhandled rejection.
+    const ready = new Map<string, BlobArrival>();
+    for (const d of manifest.layers) if (!ready.has(d.digest)) ready.set(d.digest, new BlobArrival(d.size));
     let downloading: Promise<{ blobsFetched: number; blobsCached: number }> | undefined;
     let closed = false;
     const download = () => {
@@ -146,10 +161,13 @@ export async function openRegistryImage(ref: RegistryRef, opts: PullOptions): Pr
         try {
           // The merger reads the top layer first: fetch in that order.
           const topDown = [...manifest.layers].reverse();
-          const counts = await fetchBlobs(client, store, ref.repository, topDown, concurrency, { ...opts, tracker, stopped: () => closed }, (digest, error) => {
+          const counts = await fetchBlobs(client, store, ref.repository, topDown, concurrency, { ...opts, tracker, stopped: () => closed, onBlobProgress: (digest, bytes) => ready.get(digest)?.progress(bytes) }, (digest, error) => {
             const r = ready.get(digest);
             if (error === undefined) r?.resolve();
-            else r?.reject(error);
+            else {
+              firstFailure ??= { error };
+              r?.reject(error);
+            }
           });
           // Blobs left out because the image was closed (settled ones ignore this).
           for (const r of ready.values()) r.reject(new Error(`Cannot pull ${source}: the image was closed`));
@@ -162,6 +180,7 @@ export async function openRegistryImage(ref: RegistryRef, opts: PullOptions): Pr
       return downloading;
     };
     let waitedMs = 0;
+    let firstFailure: { error: unknown } | undefined;
     const image = {
       source,
       manifestDigest,
@@ -172,11 +191,15 @@ export async function openRegistryImage(ref: RegistryRef, opts: PullOptions): Pr
         return {
           descriptor: d,
           async open() {
+            download().catch(() => undefined); // this blob's own error comes from `arrival`
+            const arrival = ready.get(d.digest)!;
             const started = performance.now();
-            download().catch(() => undefined); // this blob's own error comes from ready
-            await ready.get(d.digest)!.promise;
+            // Read the blob once it is complete, or follow its .partial while our download writes it.
+            const first = await arrival.firstBytes();
             waitedMs += performance.now() - started;
-            return file.open();
+            if (first === 'complete') return file.open();
+            const raw = followPartial(store, d.digest, arrival, (ms) => (waitedMs += ms));
+            return layerTar(d, raw);
           },
         };
       }),
@@ -184,6 +207,7 @@ export async function openRegistryImage(ref: RegistryRef, opts: PullOptions): Pr
       get waitedMs() {
         return waitedMs;
       },
+      downloadFailure: () => firstFailure?.error,
       blobPath: (digest: string) => store.path(digest),
       async close() {
         if (closed) return;
@@ -206,6 +230,7 @@ async function resolveManifest(
   ref: RegistryRef,
   platform: Platform,
   source: string,
+  maxLayers: number | undefined,
 ): Promise<{ digest: string; manifest: ImageManifest; fromIndex: boolean }> {
   let reference = ref.digest ?? ref.tag ?? 'latest';
   let fromIndex = false;
@@ -224,7 +249,7 @@ async function resolveManifest(
       continue;
     }
     if (mediaType !== '' && !MANIFEST_TYPES.has(mediaType)) fail('OCI_UNSUPPORTED_MEDIA_TYPE', `pull ${source}`, 'not an image manifest', mediaType);
-    return { digest, manifest: parseManifest(bytes, what), fromIndex };
+    return { digest, manifest: parseManifest(bytes, what, maxLayers), fromIndex };
   }
   return fail('OCI_BAD_MANIFEST', `pull ${source}`, 'indexes nested too deep', reference);
 }
@@ -257,7 +282,12 @@ async function fetchBlobs(
   repo: string,
   descriptors: Descriptor[],
   concurrency: number,
-  opts: Pick<PullOptions, 'onProgress' | 'backoffMs'> & { stopped?: () => boolean; tracker?: { done: number; total: number } },
+  opts: Pick<PullOptions, 'onProgress' | 'backoffMs' | 'retryBudgetMs'> & {
+    stopped?: () => boolean;
+    tracker?: { done: number; total: number };
+    /** Bytes of one blob in its .partial so far (can go back to 0 when a download restarts). */
+    onBlobProgress?: (digest: string, bytes: number) => void;
+  },
   onBlob?: (digest: string, error?: unknown) => void,
 ): Promise<{ blobsFetched: number; blobsCached: number }> {
   const unique = [...new Map(descriptors.map((d) => [d.digest, d])).values()];
@@ -276,6 +306,7 @@ async function fetchBlobs(
   const report = (digest: string, bytes: number): void => {
     tracker.done += bytes - (progress.get(digest) ?? 0);
     progress.set(digest, bytes);
+    opts.onBlobProgress?.(digest, bytes);
     opts.onProgress?.({ done: tracker.done, total: tracker.total });
   };
   opts.onProgress?.({ done: tracker.done, total: tracker.total });
@@ -289,6 +320,7 @@ async function fetchBlobs(
         const r = await store.fetch(d.digest, d.size, (offset) => client.blobStream(repo, d.digest, offset), {
           onProgress: (bytes) => report(d.digest, bytes),
           ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
+          ...(opts.retryBudgetMs !== undefined ? { retryBudgetMs: opts.retryBudgetMs } : {}),
         });
         report(d.digest, d.size);
         if (r.fetched) blobsFetched++;
@@ -308,6 +340,119 @@ async function fetchBlobs(
     throw new RootforgeError(first.code, `${first.message} (and ${errors.length - 1} more blob(s) failed)`, { cause: new AggregateError(errors) });
   }
   return { blobsFetched, blobsCached };
+}
+
+/**
+ * How far one layer blob has arrived: `bytes` written to its .partial by our download, then
+ * settled as complete (verified, renamed into the store) or failed.
+ */
+class BlobArrival {
+  bytes = 0;
+  /** Our download resumed an existing partial (see progress()). */
+  resumed = false;
+  private reported = false;
+  state: 'pending' | 'complete' | 'failed' = 'pending';
+  error: unknown;
+  /** Settles with the blob: resolved when complete, rejected when failed. */
+  readonly promise: Promise<void>;
+  private settle!: { resolve: () => void; reject: (e: unknown) => void };
+  private waiters: (() => void)[] = [];
+
+  constructor(readonly size: number) {
+    this.promise = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
+    this.promise.catch(() => undefined);
+  }
+
+  progress(bytes: number): void {
+    // The first report is where our download starts: above 0, it resumes a partial left by an
+    // earlier run, whose bytes are not trusted until the whole blob verifies (it may be
+    // discarded and restarted), so such a blob is read only once complete.
+    if (!this.reported && bytes > 0) this.resumed = true;
+    this.reported = true;
+    this.bytes = bytes;
+    this.wake();
+  }
+
+  resolve(): void {
+    if (this.state !== 'pending') return;
+    this.state = 'complete';
+    this.bytes = this.size;
+    this.settle.resolve();
+    this.wake();
+  }
+
+  reject(e: unknown): void {
+    if (this.state !== 'pending') return;
+    this.state = 'failed';
+    this.error = e;
+    this.settle.reject(e);
+    this.wake();
+  }
+
+  /** Resolves on the next progress or settlement. */
+  changed(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** 'complete' once the blob is in the store, 'partial' once our download wrote its first bytes. */
+  async firstBytes(): Promise<'complete' | 'partial'> {
+    for (;;) {
+      if (this.state === 'complete') return 'complete';
+      if (this.state === 'failed') throw this.error;
+      if (this.bytes > 0 && !this.resumed) return 'partial';
+      await this.changed();
+    }
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+}
+
+/**
+ * The bytes of a blob being downloaded, read from its .partial as they are written (the open
+ * descriptor stays valid when the finished file is renamed). The caller checks the digest of what
+ * it reads; a download that fails makes this fail too. `onWait` gets the ms spent waiting.
+ */
+async function* followPartial(store: BlobStore, digest: string, arrival: BlobArrival, onWait: (ms: number) => void): AsyncGenerator<Buffer> {
+  const what = `read layer ${digest}`;
+  let fh: FileHandle;
+  try {
+    fh = await open(store.partialPath(digest), 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return fail('CACHE_IO', what, (e as NodeJS.ErrnoException).code ?? String(e), store.partialPath(digest), e);
+    // Already renamed into the store (or discarded: then the download's error is thrown).
+    await arrival.promise;
+    yield* createReadStream(store.path(digest), { highWaterMark: 4 << 20 }) as AsyncIterable<Buffer>;
+    return;
+  }
+  try {
+    let pos = 0;
+    while (pos < arrival.size) {
+      if (arrival.state === 'failed') throw arrival.error;
+      if (arrival.bytes <= pos) {
+        const t = performance.now();
+        await arrival.changed();
+        onWait(performance.now() - t);
+        continue;
+      }
+      const want = Math.min(arrival.bytes - pos, 4 << 20);
+      const buf = Buffer.allocUnsafe(want);
+      const { bytesRead } = await fh.read(buf, 0, want, pos);
+      if (bytesRead === 0) {
+        // The download started over (a server that ignored Range): wait for it to pass us again.
+        if (arrival.state === 'complete') fail('CACHE_IO', what, `the download's file ended at ${pos} of ${arrival.size} bytes`, store.partialPath(digest));
+        await arrival.changed();
+        continue;
+      }
+      pos += bytesRead;
+      yield bytesRead === want ? buf : buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 function configMatches(config: { os?: string; architecture?: string }, want: Platform): boolean {

@@ -6,7 +6,7 @@
 import { fail } from '../errors.js';
 import { sha256Digest } from './digest.js';
 import { formatPlatform, isIndex, parseConfig, parseIndex, parseJson, parseManifest, selectPlatform } from './manifest.js';
-import type { Descriptor, ImageConfig, ImageIndex, Layer, Platform, ResolvedImage } from './types.js';
+import type { Descriptor, ImageConfig, ImageIndex, ImageLimits, Layer, Platform, ResolvedImage } from './types.js';
 
 export interface BlobAccess {
   /** A small blob (index, manifest, config), digest-verified. */
@@ -44,7 +44,7 @@ function stripDockerIo(name: string): string {
  * Follows `desc` (an index or a manifest) to an image for `platform`. A single-platform image is
  * taken as it is, unless the platform was asked for explicitly and the image is for another.
  */
-export async function resolveDescriptor(access: BlobAccess, desc: Descriptor, platform: Platform, source: string, explicitPlatform = false): Promise<ResolvedImage> {
+export async function resolveDescriptor(access: BlobAccess, desc: Descriptor, platform: Platform, source: string, explicitPlatform = false, limits: ImageLimits = {}): Promise<ResolvedImage> {
   let d = desc;
   let fromIndex = false;
   for (let depth = 0; ; depth++) {
@@ -57,7 +57,7 @@ export async function resolveDescriptor(access: BlobAccess, desc: Descriptor, pl
       fromIndex = true;
       continue;
     }
-    const manifest = parseManifest(bytes, `manifest ${d.digest}`);
+    const manifest = parseManifest(bytes, `manifest ${d.digest}`, limits.maxLayers);
     const config = parseConfig(await access.read(manifest.config, `config ${manifest.config.digest}`), `config ${manifest.config.digest}`);
     if (explicitPlatform) checkPlatform(config, platform, source, fromIndex);
     return {

@@ -91,4 +91,12 @@ export interface ResolvedImage {
   readonly waitedMs?: number;
   /** Releases what the source holds open (downloads in flight, connections). Call when done. */
   close?(): Promise<void>;
+  /** After close(): the error of a failed layer download, which explains a failure better. */
+  downloadFailure?(): unknown;
+}
+
+/** Limits on what an untrusted image may make rootforge do (see README, "Untrusted images"). */
+export interface ImageLimits {
+  /** Most layers an image may have. Default 1000 (DEFAULT_MAX_LAYERS). */
+  maxLayers?: number;
 }

@@ -1,5 +1,5 @@
 /** The image's architecture, from the ELF header of its /bin/sh (or other common binaries). */
-import type { Ext4Writer } from '../ext4/writer.js';
+import type { ContentSink } from '../tree/sink.js';
 import type { FsTree } from '../tree/tree.js';
 
 const MACHINES: Record<number, string> = { 0x3e: 'amd64', 0xb7: 'arm64', 0x28: 'arm', 0x03: '386', 0xf3: 'riscv64', 0x15: 'ppc64le', 0x16: 's390x' };
@@ -9,7 +9,7 @@ export function hostArch(): string {
   return m[process.arch] ?? process.arch;
 }
 
-export async function detectArch(tree: FsTree, writer: Ext4Writer): Promise<string | null> {
+export async function detectArch(tree: FsTree, writer: ContentSink): Promise<string | null> {
   const follow = tree.followParentLinks;
   tree.followParentLinks = true;
   try {

@@ -1,11 +1,11 @@
 /** What provisioning steps work on: the tree, a way to read files back, a time, warnings. */
-import type { Ext4Writer } from '../ext4/writer.js';
+import type { ContentSink } from '../tree/sink.js';
 import type { FsTree } from '../tree/tree.js';
 import type { Inode, Timestamp } from '../tree/types.js';
 
 export interface ProvisionContext {
   tree: FsTree;
-  writer: Ext4Writer;
+  writer: ContentSink;
   /** mtime for everything provisioning writes (SOURCE_DATE_EPOCH or 0). */
   time: Timestamp;
   onWarning: (w: { code: string; message: string }) => void;

@@ -7,7 +7,8 @@ import { fail, printable } from '../errors.js';
 import { openArchive, openArchiveStream } from '../tar/decompress.js';
 import { TarParser } from '../tar/parser.js';
 import type { TarHandler, TarHeader } from '../tar/types.js';
-import { FsTree, type NodeAttrs } from '../tree/tree.js';
+import type { NodeAttrs } from '../tree/tree.js';
+import { entryAttrs, entryExcluded } from './entry.js';
 import type { IngestContext } from './types.js';
 
 export async function ingestTar(path: string, ctx: IngestContext): Promise<void> {
@@ -59,9 +60,9 @@ class TarToTree implements TarHandler {
 
   entry(h: TarHeader): void {
     const { tree, writer } = this.ctx;
-    const attrs = this.attrs(h);
+    const attrs = entryAttrs(h, this.ctx.owner);
     this.skipBody = false;
-    if (this.excluded(h)) {
+    if (entryExcluded(h, this.ctx)) {
       this.skipBody = true;
       return;
     }
@@ -109,33 +110,8 @@ class TarToTree implements TarHandler {
     this.ctx.tree.addFile(header.path, attrs, header.size, content);
   }
 
-  /** Entries `exclude` leaves out (and hard links to them, which would have no target). */
-  private excluded(h: TarHeader): boolean {
-    const ex = this.ctx.exclude;
-    if (!ex) return false;
-    if (ex(FsTree.split(h.path).join('/'))) return true;
-    if (h.type === 'hardlink' && ex(FsTree.split(h.linkname).join('/'))) {
-      this.ctx.onWarning?.({ code: 'STRIP_LINK_DROPPED', message: `left out ${printable(h.path)}: a hard link to ${printable(h.linkname)}, which strip removes` });
-      return true;
-    }
-    return false;
-  }
-
   abort(): void {
     if (this.file) this.ctx.writer.data.abortFile();
     this.file = null;
-  }
-
-  private attrs(h: TarHeader): NodeAttrs {
-    const owner = this.ctx.owner;
-    return {
-      mode: h.mode,
-      uid: owner ? owner.uid : h.uid,
-      gid: owner ? owner.gid : h.gid,
-      mtime: h.mtime,
-      atime: h.atime,
-      ctime: h.ctime,
-      xattrs: h.xattrs.size > 0 ? h.xattrs : undefined,
-    };
   }
 }

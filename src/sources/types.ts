@@ -1,5 +1,5 @@
 /** What a source needs to fill an image: the tree, the writer's data sink, and reporting hooks. */
-import type { Ext4Writer } from '../ext4/writer.js';
+import type { ContentSink } from '../tree/sink.js';
 import type { FsTree } from '../tree/tree.js';
 import type { Timestamp } from '../tree/types.js';
 
@@ -17,7 +17,7 @@ export interface Warning {
 
 export interface IngestContext {
   tree: FsTree;
-  writer: Ext4Writer;
+  writer: ContentSink;
   /** Map every owner to this uid:gid (e.g. 0:0 when building from files you own). */
   owner?: { uid: number; gid: number } | undefined;
   defaultTime: Timestamp;

@@ -1,6 +1,6 @@
 /** Parses sizes like "auto", "2G", "512MiB", "+512M", "1073741824". Binary units (K = 1024). */
 import { fail } from '../errors.js';
-import type { SizeSpec } from '../ext4/writer.js';
+import type { SizeSpec } from '../ext4/options.js';
 
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
 

@@ -75,13 +75,31 @@ test('an existing partial is resumed from its length and the whole content verif
   assert.deepEqual(files(store), [hex]);
 });
 
-test('a corrupt resumed prefix fails the digest check and leaves nothing behind', async () => {
+test('a poisoned resumed prefix is discarded and the download restarts from byte 0 once, in the same run', async () => {
   const store = newStore();
   mkdirSync(join(store.root, 'sha256'), { recursive: true });
   const bad = Buffer.from(data.subarray(0, 1000));
   bad[10] ^= 1;
   writeFileSync(join(store.root, 'sha256', `${hex}.partial`), bad);
-  await assert.rejects(store.fetch(digest, data.length, source(data)), (e) => isRootforgeError(e, 'OCI_DIGEST_MISMATCH'));
+  const src = source(data);
+  const progress: number[] = [];
+  const r = await store.fetch(digest, data.length, src, { onProgress: (b) => progress.push(b) });
+  assert.equal(r.fetched, true);
+  assert.deepEqual(src.offsets, [1000, 0], 'resumed at 1000, then started over from 0');
+  assert.ok(progress.includes(0) && progress.at(-1) === data.length);
+  assert.ok(readFileSync(r.path).equals(data));
+  assert.deepEqual(files(store), [hex]);
+});
+
+test('a source that keeps sending wrong bytes: the restart happens once, then OCI_DIGEST_MISMATCH and nothing behind', async () => {
+  const store = newStore();
+  mkdirSync(join(store.root, 'sha256'), { recursive: true });
+  const wrong = Buffer.from(data);
+  wrong[200_000] ^= 1;
+  writeFileSync(join(store.root, 'sha256', `${hex}.partial`), wrong.subarray(0, 1000));
+  const src = source(wrong);
+  await assert.rejects(store.fetch(digest, data.length, src), (e) => isRootforgeError(e, 'OCI_DIGEST_MISMATCH'));
+  assert.deepEqual(src.offsets, [1000, 0]);
   assert.deepEqual(files(store), []);
 });
 
