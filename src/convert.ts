@@ -228,6 +228,11 @@ export const CONVERT_OPTION_ROLES: { [K in keyof Required<ConvertOptions>]: 'byt
   creds: 'input',
   tlsVerify: 'input',
   dockerConfigDir: 'input',
+  minBytesPerSecond: 'input',
+  rateWindowMs: 'input',
+  maxLayers: 'none', // limits refuse an input or an output; they never change an image's bytes
+  maxSize: 'none',
+  minFreeBytes: 'none',
   cacheDir: 'none',
   cache: 'none',
   onProgress: 'none',

@@ -5,7 +5,7 @@
  */
 import { isRootforgeError } from '../errors.js';
 import type { Ext4Image } from '../ext4/reader.js';
-import type { Ext4Writer } from '../ext4/writer.js';
+import type { ContentSink } from '../tree/sink.js';
 import type { FsTree } from '../tree/tree.js';
 import type { Inode } from '../tree/types.js';
 import { readApk } from './apk.js';
@@ -24,7 +24,7 @@ export async function readPackageDb(fs: PackageFs, options: { files?: boolean } 
   return null;
 }
 
-export function treeFs(tree: FsTree, writer: Ext4Writer): PackageFs {
+export function treeFs(tree: FsTree, writer: Pick<ContentSink, 'readContent'>): PackageFs {
   const find = (path: string): Inode | undefined => {
     const follow = tree.followParentLinks;
     tree.followParentLinks = true;
