@@ -57,6 +57,7 @@ export type ErrorCode =
   | 'VM_KERNEL_PANIC'
   | 'VM_NO_AGENT'
   | 'VM_CHECK_FAILED'
+  | 'VM_ARCH_MISMATCH'
   // sources, options and I/O
   | 'SOURCE_BAD_SPEC'
   | 'SOURCE_NOT_FOUND'
