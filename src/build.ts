@@ -7,9 +7,10 @@
 import { ingestSource, outputLimits, parseSource, preferDownloadFailure, resolveImage, type ConvertOptions } from './convert.js';
 import type { FileHandle } from 'node:fs/promises';
 import { Ext4Writer, type ImageSummary } from './ext4/writer.js';
-import { parsePlatform } from './oci/manifest.js';
-import type { ResolvedImage } from './oci/types.js';
-import { detectArch, hostArch } from './provision/arch.js';
+import { formatPlatform, parsePlatform } from './oci/manifest.js';
+import type { Platform, ResolvedImage } from './oci/types.js';
+import { detectArch, hostArch, normalizeArch } from './provision/arch.js';
+import { fail } from './errors.js';
 import { installAgent, initPath } from './provision/agent.js';
 import type { ProvisionContext } from './provision/context.js';
 import { etcFiles } from './provision/etc-files.js';
@@ -43,6 +44,12 @@ export interface BuildResult extends ImageSummary {
   provisioned: string[];
 }
 
+/** parsePlatform, with the uname names of architectures accepted (linux/aarch64 is linux/arm64). */
+function normalizedPlatform(text: string): Platform {
+  const p = parsePlatform(text);
+  return { ...p, architecture: normalizeArch(p.architecture) };
+}
+
 export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {}): Promise<BuildResult> {
   const warnings: Warning[] = [];
   const onWarning = (w: Warning) => {
@@ -50,7 +57,7 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
     options.onWarning?.(w);
   };
   const src = spec.from === 'scratch' ? null : await parseSource(spec.from);
-  const platform = spec.platform ? parsePlatform(spec.platform) : undefined;
+  const platform = spec.platform ? normalizedPlatform(spec.platform) : undefined;
   let image: ResolvedImage | null = null;
   if (src && (src.kind === 'oci' || src.kind === 'docker-archive' || src.kind === 'docker')) {
     image = await resolveImage(src, { ...options.image, ...(platform ? { platform } : {}) });
@@ -82,7 +89,11 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
     const tree = new FsTree({ defaultTime: time, onRelease: (c) => writer.release(c), onWarning });
     const ctx: IngestContext = { tree, writer, defaultTime: time, exclude: stripFilter(spec.strip), onProgress: options.onProgress, onWarning };
     if (src) await ingestSource(src, image, ctx);
-    arch = platform?.architecture ?? image?.config.architecture ?? (await detectArch(tree, writer)) ?? hostArch();
+    const detected = image === null && src !== null ? await detectArch(tree, writer) : null;
+    if (platform !== undefined && detected !== null && detected !== platform.architecture) {
+      fail('SOURCE_PLATFORM_MISMATCH', `build for ${formatPlatform(platform)}`, `the base's programs are ${detected} (from its /bin/sh)`, spec.from);
+    }
+    arch = platform?.architecture ?? image?.config.architecture ?? detected ?? hostArch();
     tree.followParentLinks = true;
     const p: ProvisionContext = { tree, writer, time, onWarning, changed };
     layout(p, spec, image !== null);

@@ -59,10 +59,12 @@ export type ErrorCode =
   | 'VM_KERNEL_PANIC'
   | 'VM_NO_AGENT'
   | 'VM_CHECK_FAILED'
+  | 'VM_ARCH_MISMATCH'
   // sources, options and I/O
   | 'SOURCE_BAD_SPEC'
   | 'SOURCE_NOT_FOUND'
   | 'SOURCE_UNREADABLE'
+  | 'SOURCE_PLATFORM_MISMATCH'
   | 'OPTION_INVALID'
   | 'OUTPUT_EXISTS'
   | 'OUTPUT_FAILED'

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { fail } from '../errors.js';
 import { bootImage, imageBootInfo } from '../vm/boot.js';
-import { kernelRef } from '../vm/kernel-ref.js';
+import { kernelArchOf, kernelRef } from '../vm/kernel-ref.js';
 import type { BootTimings } from '../vm/types.js';
 import { parse, UsageError } from './args.js';
 
@@ -56,8 +56,9 @@ export async function bootCommand(argv: string[]): Promise<number> {
     if (!Number.isFinite(n) || n <= 0) fail('OPTION_INVALID', `use --${name}`, 'expected a positive number', v);
     return n;
   };
-  const kernel = await kernelRef(values.kernel, values['cache-dir'] ? { cacheDir: values['cache-dir'] } : {});
   const info = await imageBootInfo(image);
+  const karch = kernelArchOf(info.arch);
+  const kernel = await kernelRef(values.kernel, { ...(values['cache-dir'] ? { cacheDir: values['cache-dir'] } : {}), ...(karch ? { arch: karch } : {}) });
   const vm = await bootImage(image, kernel, {
     vmm,
     cpus: num(values.cpus, 'cpus', 1),

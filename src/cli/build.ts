@@ -5,7 +5,8 @@ import { loadSpec } from '../spec/load.js';
 import { formatBytes } from '../util/size.js';
 import { writeAtomically } from '../util/atomic.js';
 import { firecrackerConfig } from '../vm/firecracker.js';
-import { kernelRef } from '../vm/kernel-ref.js';
+import { checkArch } from '../vm/boot.js';
+import { kernelArchOf, kernelRef } from '../vm/kernel-ref.js';
 import { imageOptions, parse, UsageError } from './args.js';
 import { ProgressLine } from './progress.js';
 
@@ -17,6 +18,8 @@ See README.md "Build specs" and schema/rootforge.schema.json.
 
 Options:
   -o, --output FILE     the image (default: the spec's output, else <spec name>.ext4)
+  --platform OS/ARCH    the target platform (overrides the spec's platform:), e.g. linux/arm64:
+                        the agent's architecture, the image of a multi-platform base
   --creds USER:PASS     registry credentials for a docker:// base
   --tls-verify=false    accept any TLS certificate
   --cache-dir DIR       blob cache (default $XDG_CACHE_HOME/rootforge)
@@ -42,6 +45,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       json: { type: 'boolean' },
       'emit-firecracker-config': { type: 'string' },
       kernel: { type: 'string' },
+      platform: { type: 'string' },
     } as const,
     BUILD_USAGE,
   );
@@ -52,6 +56,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   if (positionals.length > 1) throw new UsageError(`expected at most one spec\n\n${BUILD_USAGE}`);
   const spec = await loadSpec(positionals[0] ?? 'rootforge.yaml');
   if (values.output) spec.output = resolve(values.output);
+  if (values.platform) spec.platform = values.platform;
   const epoch = process.env['SOURCE_DATE_EPOCH'];
   if (epoch && !/^\d+$/.test(epoch)) fail('OPTION_INVALID', 'use SOURCE_DATE_EPOCH', 'not a whole number of seconds', epoch);
   const img = imageOptions(values);
@@ -71,7 +76,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
   progress.done();
   const fcPath = values['emit-firecracker-config'];
   if (fcPath) {
-    const kernel = await kernelRef(values.kernel, img.cacheDir ? { cacheDir: img.cacheDir } : {});
+    const karch = kernelArchOf(result.arch);
+    const kernel = await kernelRef(values.kernel, { ...(img.cacheDir ? { cacheDir: img.cacheDir } : {}), ...(karch ? { arch: karch } : {}) });
+    checkArch(result.output, result.arch, kernel);
     const config = firecrackerConfig({ image: result.output, kernel, init: result.init, readOnlyRoot: spec.readOnly }, `${result.output}.vsock`);
     await writeAtomically(resolve(fcPath), (fh) => fh.writeFile(JSON.stringify(config, null, 2) + '\n'));
     if (!values.quiet) process.stderr.write(`${fcPath}: firecracker --no-api --config-file ${fcPath} (agent on vsock port 1024 via ${result.output}.vsock)\n`);

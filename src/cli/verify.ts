@@ -4,7 +4,7 @@ import type { VerifyOptions } from '../verify/types.js';
 import { verifyImage } from '../verify/verify.js';
 import { isRootforgeError } from '../errors.js';
 import { bootImage, checkBoot, imageBootInfo } from '../vm/boot.js';
-import { kernelRef } from '../vm/kernel-ref.js';
+import { kernelArchOf, kernelRef } from '../vm/kernel-ref.js';
 import type { BootTimings } from '../vm/types.js';
 import { parse, UsageError } from './args.js';
 import { formatTimings } from './boot.js';
@@ -111,9 +111,10 @@ interface BootSection {
 async function bootChecks(image: string, kernelSpec: string | undefined, cacheDir: string | undefined, vmm: 'qemu' | 'firecracker', timeoutMs: number, expect: string[]): Promise<BootSection> {
   let kernelName: string | undefined;
   try {
-    const kernel = await kernelRef(kernelSpec, cacheDir ? { cacheDir } : {});
-    kernelName = kernel.name;
     const info = await imageBootInfo(image);
+    const karch = kernelArchOf(info.arch);
+    const kernel = await kernelRef(kernelSpec, { ...(cacheDir ? { cacheDir } : {}), ...(karch ? { arch: karch } : {}) });
+    kernelName = kernel.name;
     const vm = await bootImage(image, kernel, { vmm, bootTimeoutMs: timeoutMs });
     const r = await checkBoot(vm, expect, info.shell);
     return { ok: r.ok, kernel: kernel.name, timings: r.timings, checks: [{ name: 'boot', ok: true, detail: `agent ready after ${Math.round(r.timings.readyMs)} ms` }, ...r.checks], ...(r.consoleTail ? { consoleTail: r.consoleTail } : {}) };

@@ -48,6 +48,8 @@ export async function installAgent(ctx: ProvisionContext, spec: ResolvedSpec, ar
   const config = {
     init: initPath(spec),
     initMode: spec.init,
+    // the image's architecture (Go/OCI name): `rootforge boot` picks the VMM and kernel by it
+    architecture: arch,
     transports: ['vsock', 'virtio-serial'],
     vsockPort: DEFAULT_VSOCK_PORT,
     serialPortName: SERIAL_PORT_NAME,

@@ -9,6 +9,24 @@ export function hostArch(): string {
   return m[process.arch] ?? process.arch;
 }
 
+/** The Go/OCI name for an architecture given by its uname name too (x86_64 → amd64, aarch64 → arm64). */
+export function normalizeArch(arch: string): string {
+  return arch === 'x86_64' ? 'amd64' : arch === 'aarch64' ? 'arm64' : arch;
+}
+
+/**
+ * The architecture a build targets: the spec's `platform:` (or `build --platform`), else this
+ * host's. Every source uses this one answer: scratch installs the agent for it, image sources
+ * pick it from multi-platform indexes, tar and directory bases are checked against it, and the
+ * distro sources install packages for it (Debian: mmdebstrap --architectures=<it>; Alpine: apk
+ * --arch with its name for it, aarch64 for arm64).
+ */
+export function targetArch(spec: { platform?: string | undefined }): string {
+  if (spec.platform === undefined || spec.platform === '') return hostArch();
+  const parts = spec.platform.split('/');
+  return normalizeArch(parts.length === 1 ? parts[0]! : parts[1]!);
+}
+
 export async function detectArch(tree: FsTree, writer: ContentSink): Promise<string | null> {
   const follow = tree.followParentLinks;
   tree.followParentLinks = true;

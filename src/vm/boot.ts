@@ -20,13 +20,20 @@ export interface ImageBootInfo {
   readOnly: boolean;
   /** The image has /bin/sh (for an interactive shell). */
   shell: string | null;
+  /**
+   * The image's architecture (Go/OCI name: amd64, arm64): agent.json's "architecture", else
+   * image.json's, else the machine of the agent's ELF header; null when nothing says.
+   */
+  arch: string | null;
 }
+
+const ELF_MACHINES: Record<number, string> = { 0x3e: 'amd64', 0xb7: 'arm64' };
 
 /** Reads what booting needs from the image itself. */
 export async function imageBootInfo(image: string): Promise<ImageBootInfo> {
   const img = await Ext4Image.open(image);
   try {
-    let cfg: { init?: unknown; vsockPort?: unknown } = {};
+    let cfg: { init?: unknown; vsockPort?: unknown; architecture?: unknown } = {};
     let hasAgent = false;
     try {
       const st = await img.resolve('/etc/rootforge/agent.json');
@@ -47,7 +54,11 @@ export async function imageBootInfo(image: string): Promise<ImageBootInfo> {
         if (!(e instanceof Error && 'code' in e && (e as { code: string }).code === 'EXT4_NOT_FOUND')) throw e;
       }
     }
+    let arch = typeof cfg.architecture === 'string' && cfg.architecture !== '' ? cfg.architecture : null;
+    arch ??= await imageJsonArch(img);
+    arch ??= await agentElfArch(img);
     return {
+      arch,
       init: typeof cfg.init === 'string' ? cfg.init : undefined,
       vsockPort: typeof cfg.vsockPort === 'number' ? cfg.vsockPort : 1024,
       hasAgent,
@@ -57,6 +68,41 @@ export async function imageBootInfo(image: string): Promise<ImageBootInfo> {
   } finally {
     await img.close();
   }
+}
+
+async function lookup(img: Ext4Image, path: string): Promise<Awaited<ReturnType<Ext4Image['resolve']>> | null> {
+  try {
+    return await img.resolve(path);
+  } catch (e) {
+    if (e instanceof Error && 'code' in e && (e as { code: string }).code === 'EXT4_NOT_FOUND') return null;
+    throw e;
+  }
+}
+
+async function imageJsonArch(img: Ext4Image): Promise<string | null> {
+  const st = await lookup(img, '/etc/rootforge/image.json');
+  if (st === null || st.kind !== 'file') return null;
+  const j = JSON.parse((await img.readData(st)).toString('utf8')) as { architecture?: unknown };
+  return typeof j.architecture === 'string' && j.architecture !== '' ? j.architecture : null;
+}
+
+/** Images built before agent.json recorded the architecture: the agent binary's ELF machine. */
+async function agentElfArch(img: Ext4Image): Promise<string | null> {
+  const st = await lookup(img, '/usr/sbin/rootforge-agent');
+  if (st === null || st.kind !== 'file' || st.size < 20) return null;
+  const h = await img.readRange(st, 0, 20);
+  if (h.readUInt32BE(0) !== 0x7f454c46 || h[5] !== 1) return null;
+  return ELF_MACHINES[h.readUInt16LE(18)] ?? null;
+}
+
+/**
+ * An image and a kernel of different architectures cannot boot: say so before any VM starts
+ * (QEMU would run the wrong emulator, or the kernel would fail to exec init).
+ */
+export function checkArch(image: string, imageArch: string | null, kernel: KernelRef): void {
+  if (imageArch === null || imageArch === kernel.arch) return;
+  const pkg = imageArch === 'arm64' || imageArch === 'amd64' ? ` (e.g. \`rootforge kernel from-deb linux-image-cloud-${imageArch}\`)` : '';
+  fail('VM_ARCH_MISMATCH', `boot ${image}`, `the image is ${imageArch} but kernel ${kernel.name} is ${kernel.arch}: boot it with a kernel for ${imageArch}${pkg}`, `image ${imageArch}, kernel ${kernel.arch}`);
 }
 
 export interface BootOptions extends Omit<VmConfig, 'image' | 'kernel' | 'init'> {
@@ -71,6 +117,7 @@ export async function bootImage(image: string, kernel: KernelRef, options: BootO
   if (!info.hasAgent) {
     fail('VM_NO_AGENT', `boot ${image}`, 'the image has no rootforge agent (/etc/rootforge/agent.json); build it with `rootforge build`', image);
   }
+  checkArch(image, info.arch, kernel);
   const config: VmConfig = { ...options, image, kernel, ...(options.init ?? info.init ? { init: options.init ?? info.init! } : {}) };
   if (options.vmm === 'firecracker') return startFirecracker(config, { vsockPort: info.vsockPort });
   return startQemu(config);

@@ -38,9 +38,13 @@ export interface FirecrackerConfig {
   vsock: { guest_cid: number; uds_path: string };
 }
 
-/** Firecracker's documented boot args plus ours: serial console, no PCI, panic = exit. */
+/**
+ * Firecracker's documented boot args plus ours: serial console, no PCI, panic = exit. On aarch64
+ * Firecracker's getting-started adds keep_bootcon (its 8250 UART comes from the device tree, so
+ * the early console is kept until it is registered); the kernel there is the arm64 Image.
+ */
 export function firecrackerBootArgs(config: VmConfig): string {
-  const args = ['console=ttyS0', 'reboot=k', 'panic=1', 'pci=off', 'root=/dev/vda', 'rootfstype=ext4', config.readOnlyRoot ? 'ro' : 'rw', 'rootwait'];
+  const args = [...(config.kernel.arch === 'arm64' ? ['keep_bootcon'] : []), 'console=ttyS0', 'reboot=k', 'panic=1', 'pci=off', 'root=/dev/vda', 'rootfstype=ext4', config.readOnlyRoot ? 'ro' : 'rw', 'rootwait'];
   if (config.init) args.push(`init=${config.init}`);
   args.push(...(config.extraCmdline ?? []));
   return args.join(' ');

@@ -4,6 +4,7 @@
  * a microVM needs.
  *
  *   package name ──apt-get download (temp dir)──▶ .deb ──(metapackage? follow its linux-image-* Depends)
+ *                 (another architecture than the host's: private apt lists, apt-foreign.ts)
  *   .deb ──ar member data.tar.{xz,zst,gz}──▶ decompress (xz CLI / in process) ──▶ TarParser, one pass:
  *        /boot/vmlinuz-<rel>      kept (bzImage, ~10 MB)
  *        /boot/config-<rel>       kept → config check → which pieces are modules
@@ -23,6 +24,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
 import { defaultCacheDir } from '../oci/cache.js';
+import { hostArch } from '../provision/arch.js';
+import { aptDownloadForeign, debArchOfPackage, type DebArch } from './apt-foreign.js';
 import type { TarEntry } from '../tar/reader.js';
 import { version as toolVersion } from '../version.js';
 import { extractVmlinux, isBzImage } from './bzimage.js';
@@ -53,6 +56,12 @@ export interface FromDebOptions {
   init?: Buffer;
   /** Progress lines for people. */
   onLog?: (line: string) => void;
+  /**
+   * The Debian architecture of a package given by name. Default: the one its name ends with
+   * (linux-image-cloud-arm64), else this host's. Another architecture than the host's is
+   * downloaded through a private apt state (apt-foreign.ts), never the host's apt setup.
+   */
+  arch?: DebArch;
 }
 
 export interface FromDebResult {
@@ -90,6 +99,14 @@ export async function kernelFromDeb(spec: string, o: FromDebOptions = {}): Promi
   const cache = new KernelCache(o.cacheDir ?? defaultCacheDir());
   const warnings: string[] = [];
   let work: string | undefined;
+  const debArch = o.arch ?? debArchOfPackage(spec) ?? hostArch();
+  const download = async (pkg: string, dir: string): Promise<string> => {
+    if (debArch === hostArch()) {
+      log(`apt-get download ${pkg}`);
+      return aptDownload(pkg, dir);
+    }
+    return aptDownloadForeign(pkg, debArch, dir, { cacheDir: o.cacheDir ?? defaultCacheDir(), onLog: log });
+  };
   try {
     let debPath: string;
     let downloaded = false;
@@ -97,8 +114,7 @@ export async function kernelFromDeb(spec: string, o: FromDebOptions = {}): Promi
     else {
       if (!/^[a-z0-9][a-z0-9+.-]+$/.test(spec)) fail('KERNEL_NOT_FOUND', 'use a kernel package', 'neither a file nor a Debian package name', spec);
       work = await mkdtemp(join(tmpdir(), 'rootforge-deb-'));
-      log(`apt-get download ${spec}`);
-      debPath = await aptDownload(spec, work);
+      debPath = await download(spec, work);
       downloaded = true;
     }
     for (let depth = 0; ; depth++) {
@@ -112,7 +128,7 @@ export async function kernelFromDeb(spec: string, o: FromDebOptions = {}): Promi
         if (next === undefined || depth >= 3) fail('KERNEL_BAD_DEB', 'find the kernel in the package', `no /boot/vmlinuz-* in ${pkg} and no linux-image-* dependency to follow`, debPath);
         log(`${pkg} is a metapackage: following its dependency ${next}`);
         work ??= await mkdtemp(join(tmpdir(), 'rootforge-deb-'));
-        debPath = await aptDownload(next, work);
+        debPath = await download(next, work);
         downloaded = true;
         continue;
       }

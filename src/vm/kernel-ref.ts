@@ -11,3 +11,8 @@ export async function kernelRef(spec: string | undefined, opts: ResolveKernelOpt
     arch: k.arch === 'aarch64' ? 'arm64' : 'amd64',
   };
 }
+
+/** The kernel architecture name for a Go/OCI one (arm64 → aarch64); undefined for others. */
+export function kernelArchOf(arch: string | null | undefined): 'x86_64' | 'aarch64' | undefined {
+  return arch === 'arm64' || arch === 'aarch64' ? 'aarch64' : arch === 'amd64' || arch === 'x86_64' ? 'x86_64' : undefined;
+}

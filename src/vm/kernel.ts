@@ -52,6 +52,12 @@ export interface ResolveKernelOptions {
   cacheDir?: string;
   /** Passed on when a .deb or package has to be turned into a kernel. */
   fromDeb?: Omit<FromDebOptions, 'cacheDir'>;
+  /**
+   * The architecture the kernel must have (the image's). With no spec: the default kernel when
+   * it has this architecture, else the cached kernel of this architecture that sorts last by
+   * name (the newest release of a `kernel from-deb` series), else KERNEL_NOT_FOUND.
+   */
+  arch?: KernelArch;
 }
 
 const DEFAULT_CMDLINE = ['console=ttyS0', 'root=/dev/vda', 'rootfstype=ext4'];
@@ -61,7 +67,14 @@ export async function resolveKernel(spec: string | undefined, opts: ResolveKerne
   const cache = new KernelCache(cacheDir);
   if (spec === undefined || spec === '') {
     const name = await cache.getDefault();
-    const entry = name === undefined ? undefined : await cache.get(name);
+    let entry = name === undefined ? undefined : await cache.get(name);
+    if (opts.arch !== undefined && entry?.meta.arch !== opts.arch) {
+      const same = (await cache.list()).filter((e) => e.meta.arch === opts.arch).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      const pick = same.pop();
+      if (pick !== undefined) return fromEntry(pick);
+      const pkg = opts.arch === 'aarch64' ? 'linux-image-cloud-arm64' : 'linux-image-cloud-amd64';
+      fail('KERNEL_NOT_FOUND', `find a ${opts.arch} kernel`, `the cache has none${entry !== undefined ? ` (the default, ${entry.name}, is ${entry.meta.arch})` : ''}: run \`rootforge kernel from-deb ${pkg}\` first`, cache.dir);
+    }
     if (entry === undefined) {
       fail('KERNEL_NOT_FOUND', 'find the default kernel', name === undefined ? 'none is set: run `rootforge kernel from-deb linux-image-cloud-amd64` (or `rootforge kernel fetch`) first' : 'the default kernel is no longer in the cache', name ?? join(cache.dir, 'default'));
     }

@@ -1,5 +1,6 @@
 /**
- * The QEMU runner: `-M microvm` (virtio-mmio, like Firecracker), the root disk as a virtio-blk
+ * The QEMU runner: `-M microvm` (virtio-mmio, like Firecracker; `-M virt` for arm64 guests:
+ * machine.ts has what differs per architecture), the root disk as a virtio-blk
  * device with snapshot=on (the image file is never written), the serial console captured to a
  * log, and a virtio-serial port named org.rootforge.agent whose host end is a Unix socket the
  * agent client connects to. KVM when it works, TCG otherwise (with tsc_early_khz). QEMU runs in
@@ -13,8 +14,9 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
-import { chooseAccel, hostTscKhz, type AccelChoice } from './accel.js';
+import type { AccelChoice } from './accel.js';
 import { AgentClient, connectUnix } from './agent-client.js';
+import { chooseGuestAccel, machineProfile, type MachineProfile } from './machine.js';
 import { Cleanups, runSteps, type Step } from './steps.js';
 import { bootTimings, failFromVm as vmFail, shutdownVm, sleep, spawnVmm, waitAgentReady, type VmExit, type VmmProcess } from './vmm-process.js';
 import type { BootTimings, KernelRef, Vm, VmConfig } from './types.js';
@@ -35,29 +37,33 @@ interface QemuCtx {
 }
 
 export function qemuBinary(arch: string): string {
-  return arch === 'arm64' ? 'qemu-system-aarch64' : 'qemu-system-x86_64';
+  return profileOf(arch).qemu;
+}
+
+/** The machine profile (machine.ts) for a kernel's architecture; VM_ARCH_MISMATCH for others. */
+function profileOf(arch: string): MachineProfile {
+  const p = machineProfile(arch);
+  if (p === undefined) fail('VM_ARCH_MISMATCH', 'boot with QEMU', 'no QEMU machine for this architecture (amd64 and arm64 are supported)', arch);
+  return p;
 }
 
 /** The kernel command line for a rootforge image. */
 export function kernelCmdline(config: VmConfig, accel: AccelChoice): string {
-  const args = ['console=ttyS0', 'reboot=t', 'panic=-1', 'root=/dev/vda', 'rootfstype=ext4', config.readOnlyRoot ? 'ro' : 'rw', 'rootwait'];
+  const p = profileOf(config.kernel.arch);
+  const args = [`console=${p.console}`, ...p.cmdline(accel), 'panic=-1', 'root=/dev/vda', 'rootfstype=ext4', config.readOnlyRoot ? 'ro' : 'rw', 'rootwait'];
   if (config.init) args.push(`init=${config.init}`);
-  if (accel.accel === 'tcg') {
-    const khz = hostTscKhz();
-    if (khz) args.push(`tsc_early_khz=${khz}`);
-  }
   args.push(...(config.extraCmdline ?? []));
   return args.join(' ');
 }
 
 export function qemuArgv(config: VmConfig, accel: AccelChoice, sock: string): string[] {
   const k: KernelRef = config.kernel;
-  const machine = k.arch === 'arm64' ? 'virt' : 'microvm';
+  const profile = profileOf(k.arch);
   const argv = [
     '-M',
-    `${machine},accel=${accel.accel}`,
+    `${profile.machine},accel=${accel.accel}`,
     '-cpu',
-    accel.accel === 'kvm' ? 'host' : 'max',
+    profile.cpu(accel),
     '-smp',
     String(config.cpus ?? 1),
     '-m',
@@ -97,15 +103,16 @@ const STEPS: Step<QemuCtx>[] = [
   {
     name: 'find-qemu',
     async run(ctx) {
-      const bin = ctx.config.vmmBinary ?? qemuBinary(ctx.config.kernel.arch);
-      if (spawnSync('which', [bin]).status !== 0) fail('VM_VMM_MISSING', 'boot with QEMU', `${bin} is not installed (Debian: apt-get install qemu-system-x86)`, bin);
+      const profile = profileOf(ctx.config.kernel.arch);
+      const bin = ctx.config.vmmBinary ?? profile.qemu;
+      if (spawnSync('which', [bin]).status !== 0) fail('VM_VMM_MISSING', 'boot with QEMU', `${bin} is not installed (Debian: apt-get install ${profile.qemuPackage})`, bin);
       ctx.qemu = bin;
     },
   },
   {
     name: 'choose-accel',
     async run(ctx) {
-      ctx.accel = chooseAccel(ctx.config.accel ?? 'auto');
+      ctx.accel = chooseGuestAccel(profileOf(ctx.config.kernel.arch).arch, ctx.config.accel ?? 'auto');
     },
   },
   {

@@ -219,4 +219,7 @@ var keyParsers = map[string]func(c *Config, f *fields, k string) error{
 	},
 	"stopTimeoutMs": func(c *Config, f *fields, k string) error { c.StopTimeoutMs = f.num(k, 0, 600000); return nil },
 	"debug":         func(c *Config, f *fields, k string) error { c.Debug = f.boolean(k); return nil },
+
+	// the image's architecture, for the host (rootforge boot picks the VMM and kernel by it)
+	"architecture": func(c *Config, f *fields, k string) error { f.str(k); return nil },
 }
