@@ -4,10 +4,13 @@ import { IMAGE_JSON_PATH, type ImageJson } from '../oci/image-json.js';
 import { formatUuid } from '../ext4/writer.js';
 import { formatBytes } from '../util/size.js';
 import { parse, UsageError } from './args.js';
+import { isInstanceDir } from '../instance/manage.js';
+import { inspectInstance } from './instance.js';
 
-export const INSPECT_USAGE = `Usage: rootforge inspect <image> [--json]
+export const INSPECT_USAGE = `Usage: rootforge inspect <image>|<instance dir> [--json]
 
-Shows an image's label, UUID, size, features, block and inode usage and journal.`;
+Shows an image's label, UUID, size, features, block and inode usage and journal; for an
+instance directory its base, disk size, real disk use and config.`;
 
 export interface ImageInfo {
   label: string;
@@ -81,6 +84,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length !== 1) throw new UsageError(`expected one image\n\n${INSPECT_USAGE}`);
+  if (isInstanceDir(positionals[0]!)) return inspectInstance(positionals[0]!, values.json === true);
   const info = await readImageInfo(positionals[0]!);
   if (values.json) {
     process.stdout.write(JSON.stringify(info, null, 2) + '\n');

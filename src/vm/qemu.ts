@@ -16,6 +16,7 @@ import { fail, RootforgeError } from '../errors.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from './accel.js';
 import { AgentClient, connectUnix } from './agent-client.js';
 import { ConsoleLog } from './console.js';
+import { qemuDeviceArgs } from './devices.js';
 import { Cleanups, runSteps, type Step } from './steps.js';
 import type { BootTimings, KernelRef, Vm, VmConfig } from './types.js';
 
@@ -76,9 +77,10 @@ export function kernelCmdline(config: VmConfig, accel: AccelChoice): string {
 export function qemuArgv(config: VmConfig, accel: AccelChoice, sock: string): string[] {
   const k: KernelRef = config.kernel;
   const machine = k.arch === 'arm64' ? 'virt' : 'microvm';
+  const extra = qemuDeviceArgs(config, `${machine},accel=${accel.accel}`);
   const argv = [
     '-M',
-    `${machine},accel=${accel.accel}`,
+    extra.machine,
     '-cpu',
     accel.accel === 'kvm' ? 'host' : 'max',
     '-smp',
@@ -98,6 +100,7 @@ export function qemuArgv(config: VmConfig, accel: AccelChoice, sock: string): st
   argv.push('-append', kernelCmdline(config, accel));
   argv.push('-drive', `id=root,file=${config.image},format=raw,if=none,snapshot=on${config.readOnlyRoot ? ',readonly=on' : ''}`);
   argv.push('-device', 'virtio-blk-device,drive=root');
+  argv.push(...extra.argv);
   argv.push('-device', 'virtio-serial-device');
   argv.push('-chardev', `socket,id=agent,path=${sock},server=on,wait=off`);
   argv.push('-device', `virtserialport,chardev=agent,name=${SERIAL_PORT_NAME}`);
