@@ -32,6 +32,7 @@ Runs as init when it is PID 1, as a service otherwise.
 options:
   --config PATH          agent config (default /etc/rootforge/agent.json)
   --image-config PATH    image config (default /etc/rootforge/image.json)
+  --instance-config PATH sandbox instance settings (default /etc/rootforge/instance.json)
   --listen unix:PATH     serve on a Unix socket instead of the configured transports (repeatable)
   --stdio                serve one session on stdin/stdout; exit when stdin closes
   --allow-poweroff       a shutdown request may power the machine off (service mode)
@@ -40,6 +41,7 @@ options:
 
 type args struct {
 	configPath, imagePath string
+	instancePath          string
 	listen                []string
 	stdio, allowPoweroff  bool
 	verbose               bool
@@ -51,7 +53,7 @@ func die(code int, msg string) {
 }
 
 func parseArgs(argv []string) args {
-	a := args{configPath: config.DefaultConfigPath, imagePath: config.DefaultImagePath}
+	a := args{configPath: config.DefaultConfigPath, imagePath: config.DefaultImagePath, instancePath: config.DefaultInstancePath}
 	value := func(i *int, name string) string {
 		if *i+1 >= len(argv) {
 			die(2, "Cannot parse arguments: "+name+" needs a value")
@@ -86,6 +88,8 @@ func parseArgs(argv []string) args {
 			a.configPath = value(&i, arg)
 		case "--image-config":
 			a.imagePath = value(&i, arg)
+		case "--instance-config":
+			a.instancePath = value(&i, arg)
 		case "--listen":
 			a.listen = append(a.listen, value(&i, arg))
 		case "--stdio":
@@ -132,6 +136,12 @@ func main() {
 		}
 		logx.Warn(err.Error() + "; using defaults")
 	}
+	// a sandbox instance's settings for this boot (rootforge boot DIR); absent for an image
+	if inst, err := config.LoadInstance(a.instancePath); err != nil {
+		logx.Warn(err.Error() + "; booting without the instance settings")
+	} else if inst != nil {
+		_ = cfg.ApplyInstance(inst)
+	}
 	if cfg.Debug {
 		logx.SetDebug(true)
 	}
@@ -151,6 +161,16 @@ func main() {
 			pid1.BootLate(linux, cfg, state)
 			close(gate)
 		}()
+	}
+	if !isPID1 && len(cfg.InstanceMounts) > 0 {
+		// as a service (wrapper, systemd, OpenRC) the agent still mounts the instance's shares
+		if os.Geteuid() != 0 {
+			logx.Warn("Cannot mount the instance's shares: not root")
+		} else if mounted, err := pid1.MountMissing(linux, cfg.InstanceMounts); err != nil {
+			logx.Warn(err.Error())
+		} else if len(mounted) > 0 {
+			logx.Info("mounted " + strings.Join(mounted, " "))
+		}
 	}
 	srv := server.New(server.Options{Version: version, PID1: isPID1, Cfg: cfg, Img: img, Sys: linux, Listen: a.listen, Stdio: a.stdio, Gate: gate})
 	stop := srv.Run()

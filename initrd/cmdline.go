@@ -32,6 +32,10 @@ type bootArgs struct {
 	onFail string
 	// initrd.debug : log every step, not just the summary.
 	debug bool
+	// rootforge.upper= : the instance disk; when set the root is an overlay (overlay.go).
+	upper string
+	// rootforge.config= : the instance's config disk (a ustar archive of files to write).
+	config string
 	// moduleParams: "name.key=value" parameters for modules, passed to finit_module as
 	// modprobe does (the kernel applies them itself only to built-in code).
 	moduleParams map[string][]string
@@ -80,6 +84,10 @@ func parseCmdline(text string) bootArgs {
 			}
 		case "initrd.debug":
 			a.debug = true
+		case "rootforge.upper":
+			a.upper = value
+		case "rootforge.config":
+			a.config = value
 		default:
 			// modname.param=value (a dot before the first '='; module names use '_', and '-'
 			// is accepted for them as modprobe does)

@@ -67,13 +67,28 @@ func main() {
 		fatal(onFail, "root device "+args.root+" did not appear within "+args.rootWait.String()+
 			" (is the disk attached, and its driver built in or in the initramfs?)")
 	}
-	fstype, err := mountRoot(args)
-	if err != nil {
-		fatal(onFail, "cannot mount "+args.root+" on "+newRoot+": "+err.Error())
-	}
+	var fstype string
 	mode := "rw"
-	if args.readOnly {
-		mode = "ro"
+	if args.upper != "" {
+		if fstype, err = mountOverlayRoot(args); err != nil {
+			fatal(onFail, err.Error())
+		}
+	} else {
+		if fstype, err = mountRoot(args); err != nil {
+			fatal(onFail, "cannot mount "+args.root+" on "+newRoot+": "+err.Error())
+		}
+		if args.readOnly {
+			mode = "ro"
+		}
+	}
+	var config []configFile
+	if args.config != "" {
+		if err := waitForDevice(args.config, args.rootWait); err != nil {
+			fatal(onFail, "the config disk "+args.config+" did not appear within "+args.rootWait.String())
+		}
+		if config, err = readConfigDisk(args.config); err != nil {
+			fatal(onFail, "cannot read the config disk "+args.config+": "+err.Error())
+		}
 	}
 	initPath, err := findInit(args.init)
 	if err != nil {
@@ -83,7 +98,7 @@ func main() {
 	freeInitramfs()
 	// the guest's boot clock at the hand-over: the host times "init started" from this line
 	logLine("root " + args.root + " (" + fstype + ", " + mode + ") mounted after " + elapsed() + "; starting " + initPath + " at uptime " + bootSeconds() + "s")
-	if err := switchRoot(initPath); err != nil {
+	if err := switchRoot(initPath, config); err != nil {
 		fatal(onFail, "cannot start "+initPath+": "+err.Error())
 	}
 }
@@ -338,7 +353,7 @@ func removeTree(dir string, dev uint64) {
 }
 
 // switchRoot makes the new root "/" and replaces this process with init (PID 1 stays PID 1).
-func switchRoot(initPath string) error {
+func switchRoot(initPath string, config []configFile) error {
 	if err := syscall.Chdir(newRoot); err != nil {
 		return err
 	}
@@ -350,6 +365,18 @@ func switchRoot(initPath string) error {
 	}
 	if err := syscall.Chdir("/"); err != nil {
 		return err
+	}
+	if len(config) > 0 {
+		hostname, errs := applyConfig(config)
+		for _, e := range errs {
+			logLine("instance config: " + e)
+		}
+		if hostname != "" {
+			if err := syscall.Sethostname([]byte(hostname)); err != nil {
+				logLine("cannot set the hostname: " + err.Error())
+			}
+		}
+		logLine("instance config: " + strconv.Itoa(len(config)-len(errs)) + " of " + strconv.Itoa(len(config)) + " entries applied")
 	}
 	argv := append([]string{initPath}, os.Args[1:]...)
 	return syscall.Exec(initPath, argv, os.Environ())

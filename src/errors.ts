@@ -80,6 +80,10 @@ export type ErrorCode =
   | 'AGENT_EXEC_FAILED'
   | 'AGENT_REMOTE_ERROR'
   | 'AGENT_TOO_LARGE'
+  // sandbox instances (src/instance/)
+  | 'INSTANCE_INVALID'
+  | 'INSTANCE_BASE_CHANGED'
+  | 'INSTANCE_SHARE_FAILED'
   // verify (static checks of an image)
   | 'VERIFY_BAD_ELF'
   | 'VERIFY_BAD_CONFIG'

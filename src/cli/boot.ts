@@ -1,11 +1,14 @@
 import { once } from 'node:events';
 import { fail } from '../errors.js';
-import { bootImage, imageBootInfo } from '../vm/boot.js';
+import { bootImage, imageBootInfo, type BootOptions } from '../vm/boot.js';
+import { bootInstance, parseShare } from '../instance/boot.js';
+import { isInstanceDir } from '../instance/manage.js';
+import { readRecord } from '../instance/record.js';
 import { kernelArchOf, kernelRef } from '../vm/kernel-ref.js';
-import type { BootTimings } from '../vm/types.js';
+import type { BootTimings, KernelRef } from '../vm/types.js';
 import { parse, UsageError } from './args.js';
 
-export const BOOT_USAGE = `Usage: rootforge boot <image> [options] [-- CMD ARGS...]
+export const BOOT_USAGE = `Usage: rootforge boot <image>|<instance dir> [options] [-- CMD ARGS...]
 
 Boots the image in a microVM, waits for its agent, prints the boot timings, then runs CMD
 through the agent (stdout and stderr streamed; rootforge exits with CMD's exit code). Without
@@ -21,7 +24,13 @@ Options:
   --console             show the guest's serial console on stderr
   --console-log FILE    keep the whole console in FILE
   --cache-dir DIR       kernel cache (default $XDG_CACHE_HOME/rootforge)
-  --json                print the timings (and the command's result) as JSON`;
+  --json                print the timings (and the command's result) as JSON
+
+Instances (rootforge instance create): the base read-only, the instance disk writable, the
+root an overlay of both; writes persist in the instance.
+  --share HOSTDIR:GUESTDIR[:ro]   share a host directory (QEMU: virtio-fs with virtiofsd;
+                        Firecracker: an ext4 disk made from it); repeatable
+  --env K=V             session env for this boot (over \`rootforge instance env\`); repeatable`;
 
 export async function bootCommand(argv: string[]): Promise<number> {
   const dash = argv.indexOf('--');
@@ -39,6 +48,8 @@ export async function bootCommand(argv: string[]): Promise<number> {
       'console-log': { type: 'string' },
       'cache-dir': { type: 'string' },
       json: { type: 'boolean' },
+      share: { type: 'string', multiple: true },
+      env: { type: 'string', multiple: true },
     } as const,
     BOOT_USAGE,
   );
@@ -56,10 +67,18 @@ export async function bootCommand(argv: string[]): Promise<number> {
     if (!Number.isFinite(n) || n <= 0) fail('OPTION_INVALID', `use --${name}`, 'expected a positive number', v);
     return n;
   };
-  const info = await imageBootInfo(image);
+  const instance = isInstanceDir(image);
+  const shares = (values.share ?? []) as unknown as string[];
+  const envs = (values.env ?? []) as unknown as string[];
+  if (!instance && shares.length + envs.length > 0) throw new UsageError(`--share and --env are for instance directories (rootforge instance create)\n\n${BOOT_USAGE}`);
+  const shareSpecs = shares.map(parseShare);
+  const info = await imageBootInfo(instance ? (await readRecord(image)).base.path : image);
   const karch = kernelArchOf(info.arch);
   const kernel = await kernelRef(values.kernel, { ...(values['cache-dir'] ? { cacheDir: values['cache-dir'] } : {}), ...(karch ? { arch: karch } : {}) });
-  const vm = await bootImage(image, kernel, {
+  const boot = instance
+    ? (k: KernelRef, o: BootOptions) => bootInstance(image, k, { ...o, shares: shareSpecs, env: envs })
+    : (k: KernelRef, o: BootOptions) => bootImage(image, k, o);
+  const vm = await boot(kernel, {
     vmm,
     cpus: num(values.cpus, 'cpus', 1),
     memMiB: num(values.mem, 'mem', 256),

@@ -7,11 +7,14 @@ import { imageFs, readPackageDb } from '../packages/read.js';
 import type { PackageInfo, PackageManager } from '../packages/types.js';
 import { writeReport } from '../report/write.js';
 import { parse, UsageError } from './args.js';
+import { isInstanceDir } from '../instance/manage.js';
+import { inspectInstance } from './instance.js';
 
-export const INSPECT_USAGE = `Usage: rootforge inspect <image> [--json] [--html FILE]
+export const INSPECT_USAGE = `Usage: rootforge inspect <image>|<instance dir> [--json] [--html FILE]
 
 Shows an image's label, UUID, size, features, block and inode usage, journal and installed
-packages (from its dpkg or apk database).
+packages (from its dpkg or apk database); for an instance directory its base, disk size, real
+disk use and config.
   --json        everything as JSON, every package included
   --html FILE   also write a self-contained HTML report: treemaps by directory and by package,
                 the largest files, what strip: would save`;
@@ -92,6 +95,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length !== 1) throw new UsageError(`expected one image\n\n${INSPECT_USAGE}`);
+  if (isInstanceDir(positionals[0]!)) return inspectInstance(positionals[0]!, values.json === true);
   const info = await readImageInfo(positionals[0]!);
   if (values.html !== undefined) {
     await writeReport(positionals[0]!, values.html);

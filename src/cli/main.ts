@@ -15,6 +15,7 @@ import { pullCommand } from './pull.js';
 import { convertCommand } from './convert.js';
 import { diffCommand } from './diff.js';
 import { inspectCommand } from './inspect.js';
+import { instanceCommand } from './instance.js';
 import { kernelCommand } from './kernel.js';
 import { lsCommand } from './ls.js';
 import { verifyCommand } from './verify.js';
@@ -31,6 +32,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   verify: verifyCommand,
   cache: cacheCommand,
   diff: diffCommand,
+  instance: instanceCommand,
 };
 
 export const USAGE = `rootforge — reproducible ext4 root filesystems for microVMs, without root, Docker or mounts
@@ -42,12 +44,16 @@ Commands:
   convert <source> -o <image>   build an ext4 image from a tar archive, a directory, an OCI
                                 layout, a docker-archive or a registry image
   boot <image> [-- CMD]         boot an image in a microVM, wait for its agent, run CMD
+  instance create|env|ls|rm|reset|resize
+                                sandbox instances: a read-only base + a writable disk each;
+                                \`boot DIR\` boots one (overlay root, shares, session env)
   kernel ls|show|fetch|from-deb|default|rm
                                 manage VM kernels (Debian packages, Firecracker CI kernels)
   pull <ref>                    download a registry image into the blob cache
   cache ls|prune                list or empty the blob and image cache
-  inspect <image>               show an image's size, features, usage, image config and
-                                packages; --html FILE writes a treemap report
+  inspect <image>|<instance>    show an image's size, features, usage, image config and
+                                packages (an instance: base, size, config); --html FILE
+                                writes a treemap report
   diff <A> <B>                  what changed between two images (paths, sizes, packages)
   verify <image> [--boot]       static checks (e2fsck, init, agent, every program's libraries);
                                 --boot also boots it and runs --expect commands

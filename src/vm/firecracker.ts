@@ -54,7 +54,11 @@ export function firecrackerBootArgs(config: VmConfig): string {
 export function firecrackerConfig(config: VmConfig, vsockUds: string): FirecrackerConfig {
   const out: FirecrackerConfig = {
     'boot-source': { kernel_image_path: config.kernel.vmlinux, boot_args: firecrackerBootArgs(config) },
-    drives: [{ drive_id: 'rootfs', path_on_host: config.image, is_root_device: true, is_read_only: config.readOnlyRoot ?? false }],
+    drives: [
+      { drive_id: 'rootfs', path_on_host: config.image, is_root_device: true, is_read_only: config.readOnlyRoot ?? false },
+      // instance disk, config disk, share disks: /dev/vdb, /dev/vdc, … in this order
+      ...(config.disks ?? []).map((d) => ({ drive_id: d.id, path_on_host: d.path, is_root_device: false, is_read_only: d.readOnly })),
+    ],
     'machine-config': { vcpu_count: config.cpus ?? 1, mem_size_mib: config.memMiB ?? 256 },
     vsock: { guest_cid: GUEST_CID, uds_path: vsockUds },
   };
@@ -80,7 +84,8 @@ const STEPS: Step<FcCtx>[] = [
   {
     name: 'check-inputs',
     async run({ config }) {
-      for (const p of [config.image, config.kernel.vmlinux, config.kernel.initramfs]) {
+      if ((config.fsShares?.length ?? 0) > 0) fail('OPTION_INVALID', `boot ${config.image}`, 'Firecracker has no virtio-fs: give shares to it as disks', config.fsShares!.map((s) => s.tag).join(','));
+      for (const p of [config.image, config.kernel.vmlinux, config.kernel.initramfs, ...(config.disks ?? []).map((d) => d.path)]) {
         if (p !== undefined && !existsSync(p)) fail('VM_START_FAILED', `boot ${config.image}`, 'a file the VM needs does not exist', p);
       }
     },

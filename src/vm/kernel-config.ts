@@ -58,6 +58,7 @@ const WANTS: Want[] = [
   { symbol: 'ARM_PSCI_FW', need: 'required', why: 'PSCI: how an arm64 guest powers off and reboots (the VM exits on shutdown)', arch: 'aarch64' },
   { symbol: 'PVH', need: 'recommended', why: 'PVH entry: the uncompressed vmlinux boots directly (Firecracker x86, QEMU -kernel vmlinux)', arch: 'x86_64' },
   { symbol: 'UNIX', need: 'recommended', why: 'Unix sockets (most programs in the image)', module: 'unix' },
+  { symbol: 'OVERLAY_FS', need: 'recommended', why: 'overlayfs: the root of sandbox instances (base read-only, instance disk on top; rootforge instance)', module: 'overlay' },
   { symbol: 'TMPFS', need: 'recommended', why: 'tmpfs for /tmp and /run' },
   { symbol: 'VIRTIO_NET', need: 'optional', why: 'virtio-net: networking when the VM has a NIC', module: 'virtio_net' },
   { symbol: 'VIRTIO_FS', need: 'optional', why: 'virtio-fs shares (the agent mounts them when the VMM provides them)', module: 'virtiofs' },

@@ -17,6 +17,7 @@ import { fail } from '../errors.js';
 import type { AccelChoice } from './accel.js';
 import { AgentClient, connectUnix } from './agent-client.js';
 import { chooseGuestAccel, machineProfile, type MachineProfile } from './machine.js';
+import { qemuDeviceArgs } from './devices.js';
 import { Cleanups, runSteps, type Step } from './steps.js';
 import { bootTimings, failFromVm as vmFail, shutdownVm, sleep, spawnVmm, waitAgentReady, type VmExit, type VmmProcess } from './vmm-process.js';
 import type { BootTimings, KernelRef, Vm, VmConfig } from './types.js';
@@ -59,9 +60,10 @@ export function kernelCmdline(config: VmConfig, accel: AccelChoice): string {
 export function qemuArgv(config: VmConfig, accel: AccelChoice, sock: string): string[] {
   const k: KernelRef = config.kernel;
   const profile = profileOf(k.arch);
+  const extra = qemuDeviceArgs(config, `${profile.machine},accel=${accel.accel}`);
   const argv = [
     '-M',
-    `${profile.machine},accel=${accel.accel}`,
+    extra.machine,
     '-cpu',
     profile.cpu(accel),
     '-smp',
@@ -81,6 +83,7 @@ export function qemuArgv(config: VmConfig, accel: AccelChoice, sock: string): st
   argv.push('-append', kernelCmdline(config, accel));
   argv.push('-drive', `id=root,file=${config.image},format=raw,if=none,snapshot=on${config.readOnlyRoot ? ',readonly=on' : ''}`);
   argv.push('-device', 'virtio-blk-device,drive=root');
+  argv.push(...extra.argv);
   argv.push('-device', 'virtio-serial-device');
   argv.push('-chardev', `socket,id=agent,path=${sock},server=on,wait=off`);
   argv.push('-device', `virtserialport,chardev=agent,name=${SERIAL_PORT_NAME}`);

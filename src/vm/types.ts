@@ -33,6 +33,24 @@ export interface VmConfig {
   extraCmdline?: string[];
   /** The VMM binary (default qemu-system-<arch> / firecracker on PATH). */
   vmmBinary?: string;
+  /** More disks after the root, in this order (see devices.ts for their guest names). */
+  disks?: VmDisk[];
+  /** virtio-fs shares served by a running virtiofsd (QEMU only; see devices.ts). */
+  fsShares?: VmFsShare[];
+}
+
+export interface VmDisk {
+  /** Drive id (QEMU drive id, Firecracker drive_id): letters, digits, '-' and '_'. */
+  id: string;
+  path: string;
+  readOnly: boolean;
+}
+
+export interface VmFsShare {
+  /** The virtio-fs tag the guest mounts. */
+  tag: string;
+  /** The virtiofsd's vhost-user socket. */
+  socket: string;
 }
 
 /** Milliseconds since the VMM was started, unless noted. */

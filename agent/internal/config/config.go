@@ -51,6 +51,8 @@ type Config struct {
 	PowerOffMode   string // "poweroff" or "reboot": how PID 1 ends the VM by default
 	StopTimeoutMs  int64  // grace between SIGTERM and SIGKILL at shutdown
 	Debug          bool
+	// InstanceMounts are the mounts instance.json added (a service mounts these itself).
+	InstanceMounts []Mount
 }
 
 // Image is the part of image.json the agent uses.

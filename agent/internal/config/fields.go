@@ -112,8 +112,9 @@ func (f *fields) mounts(key string) ([]Mount, error) {
 		if m.Type == "" {
 			m.Type = "virtiofs"
 		}
-		if m.Type != "virtiofs" && m.Type != "9p" {
-			return nil, errors.New(where + ".type: must be \"virtiofs\" or \"9p\"")
+		// ext4: a share given to Firecracker as a disk (tag is the device path, e.g. /dev/vdd)
+		if m.Type != "virtiofs" && m.Type != "9p" && m.Type != "ext4" {
+			return nil, errors.New(where + ".type: must be \"virtiofs\", \"9p\" or \"ext4\"")
 		}
 		if m.Tag == "" || len(m.Target) == 0 || m.Target[0] != '/' {
 			return nil, errors.New(where + ": needs a tag and an absolute target")

@@ -212,3 +212,18 @@ func joinErrs(errs []error) error {
 	}
 	return errors.New(msg)
 }
+
+// MountMissing mounts the shares whose targets are not mount points yet (a service restarted
+// by its manager must not stack a second mount on the first). Returns the targets it mounted.
+func MountMissing(s sys.System, mounts []config.Mount) ([]string, error) {
+	have, _ := s.MountPoints()
+	var todo []config.Mount
+	for _, m := range mounts {
+		if !have[m.Target] {
+			todo = append(todo, m)
+		}
+	}
+	st := &State{}
+	err := st.mountShares(s, todo)
+	return st.Mounted, err
+}
