@@ -18,6 +18,8 @@ import { layout } from './provision/layout.js';
 import { installSessionHooks } from './provision/session.js';
 import { stripFilter } from './provision/strip.js';
 import { ingestDir } from './sources/dir.js';
+import { ingestDebian, prepareDebian, type DebianPlan } from './sources/debian/index.js';
+import type { InstalledPackage } from './sources/debian/records.js';
 import type { IngestContext, Progress, Warning } from './sources/types.js';
 import type { ResolvedSpec } from './spec/load.js';
 import { FsTree } from './tree/tree.js';
@@ -40,6 +42,8 @@ export interface BuildResult extends ImageSummary {
   warnings: Warning[];
   /** Paths provisioning wrote or changed. */
   provisioned: string[];
+  /** from: debian:SUITE — what mmdebstrap installed, and the lock it followed. */
+  debian?: { suite: string; codename: string | undefined; architecture: string; mode: string; epoch: number; lock: string | undefined; packages: InstalledPackage[] };
 }
 
 export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {}): Promise<BuildResult> {
@@ -48,13 +52,17 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
     warnings.push(w);
     options.onWarning?.(w);
   };
-  const src = spec.from === 'scratch' ? null : await parseSource(spec.from);
+  const debianPlan: DebianPlan | null = spec.debian
+    ? await prepareDebian(spec.debian, { lockPath: spec.lockPath, lockRequired: spec.lockExplicit, epoch: options.timestamp, strip: spec.strip })
+    : null;
+  const src = spec.from === 'scratch' || debianPlan ? null : await parseSource(spec.from);
   const platform = spec.platform ? parsePlatform(spec.platform) : undefined;
   let image: ResolvedImage | null = null;
   if (src && (src.kind === 'oci' || src.kind === 'docker-archive' || src.kind === 'docker')) {
     image = await resolveImage(src, { ...options.image, ...(platform ? { platform } : {}) });
   }
-  const timestamp = options.timestamp ?? 0;
+  const timestamp = options.timestamp ?? debianPlan?.epoch ?? 0;
+  let debian: BuildResult['debian'];
   const changed: string[] = [];
   let arch = '';
   let summary: ImageSummary;
@@ -63,7 +71,7 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
   } finally {
     await image?.close?.(); // a registry image's background downloads, connections
   }
-  return { ...summary, output: spec.output, arch, init: initPath(spec), warnings, provisioned: changed };
+  return { ...summary, output: spec.output, arch, init: initPath(spec), warnings, provisioned: changed, ...(debian ? { debian } : {}) };
 
   async function writeImage(fh: FileHandle): Promise<ImageSummary> {
     const writer = new Ext4Writer(fh, {
@@ -77,6 +85,11 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
     const tree = new FsTree({ defaultTime: time, onRelease: (c) => writer.release(c), onWarning });
     const ctx: IngestContext = { tree, writer, defaultTime: time, exclude: stripFilter(spec.strip), onProgress: options.onProgress, onWarning };
     if (src) await ingestSource(src, image, ctx);
+    if (debianPlan) {
+      const run = await ingestDebian(debianPlan, ctx, (phase) => options.onProgress?.({ done: 0, total: undefined, phase }));
+      const o = debianPlan.options;
+      debian = { suite: o.suite, codename: run.release?.codename, architecture: debianPlan.architecture, mode: debianPlan.mode, epoch: debianPlan.epoch, lock: debianPlan.lockPath, packages: run.packages };
+    }
     arch = platform?.architecture ?? image?.config.architecture ?? (await detectArch(tree, writer)) ?? hostArch();
     tree.followParentLinks = true;
     const p: ProvisionContext = { tree, writer, time, onWarning, changed };

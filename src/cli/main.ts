@@ -15,6 +15,7 @@ import { pullCommand } from './pull.js';
 import { convertCommand } from './convert.js';
 import { inspectCommand } from './inspect.js';
 import { kernelCommand } from './kernel.js';
+import { lockCommand } from './lock.js';
 import { lsCommand } from './ls.js';
 import { verifyCommand } from './verify.js';
 
@@ -29,6 +30,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   kernel: kernelCommand,
   verify: verifyCommand,
   cache: cacheCommand,
+  lock: lockCommand,
 };
 
 export const USAGE = `rootforge — reproducible ext4 root filesystems for microVMs, without root, Docker or mounts
@@ -37,6 +39,7 @@ Usage: rootforge <command> [options]
 
 Commands:
   build [SPEC] [-o <image>]     build a sandbox image from a spec (rootforge.yaml)
+  lock [SPEC]                   pin a package-set base (from: debian:SUITE): versions, SHA-256
   convert <source> -o <image>   build an ext4 image from a tar archive, a directory, an OCI
                                 layout, a docker-archive or a registry image
   boot <image> [-- CMD]         boot an image in a microVM, wait for its agent, run CMD
