@@ -33,6 +33,8 @@ export interface BuildOptions {
   image?: Pick<ConvertOptions, 'creds' | 'tlsVerify' | 'cacheDir' | 'dockerConfigDir'>;
   onProgress?: (p: Progress) => void;
   onWarning?: (w: Warning) => void;
+  /** from: debian:… — also keep mmdebstrap's tar at this path (tests and benchmarks reuse it). */
+  debianTarCopy?: string;
 }
 
 export interface BuildResult extends ImageSummary {
@@ -86,7 +88,7 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
     const ctx: IngestContext = { tree, writer, defaultTime: time, exclude: stripFilter(spec.strip), onProgress: options.onProgress, onWarning };
     if (src) await ingestSource(src, image, ctx);
     if (debianPlan) {
-      const run = await ingestDebian(debianPlan, ctx, (phase) => options.onProgress?.({ done: 0, total: undefined, phase }));
+      const run = await ingestDebian(debianPlan, ctx, (phase) => options.onProgress?.({ done: 0, total: undefined, phase }), options.debianTarCopy);
       const o = debianPlan.options;
       debian = { suite: o.suite, codename: run.release?.codename, architecture: debianPlan.architecture, mode: debianPlan.mode, epoch: debianPlan.epoch, lock: debianPlan.lockPath, packages: run.packages };
     }

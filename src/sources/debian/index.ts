@@ -64,12 +64,12 @@ export async function prepareDebian(o: DebianOptions, p: PrepareOptions): Promis
 }
 
 /** Builds the base into the tree; with a lock, fails (typed) unless exactly the lock was installed. */
-export async function ingestDebian(plan: DebianPlan, ctx: IngestContext, onPhase?: (phase: string) => void): Promise<MmdebstrapRun> {
+export async function ingestDebian(plan: DebianPlan, ctx: IngestContext, onPhase?: (phase: string) => void, tarCopy?: string): Promise<MmdebstrapRun> {
   const run = await runMmdebstrap(
     plan.program,
     plan.options,
     { mode: plan.mode, format: 'tar', architecture: plan.architecture, strip: plan.strip, proxy: plan.proxy, lockedIncludes: plan.lock ? lockedIncludes(plan.lock) : undefined },
-    { epoch: plan.epoch, ingest: ctx, onPhase },
+    { epoch: plan.epoch, ingest: ctx, onPhase, tarCopy },
   );
   if (plan.lock) {
     const diffs = lockDifferences(plan.lock, run.packages);

@@ -16,7 +16,7 @@
  * what a locked build is checked against.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fail, RootforgeError } from '../../errors.js';
@@ -124,6 +124,8 @@ export interface RunOptions {
   ingest?: IngestContext | undefined;
   /** mmdebstrap's phases ("downloading packages with apt"). */
   onPhase?: ((phase: string) => void) | undefined;
+  /** Also keep mmdebstrap's tar here (tests and benchmarks reuse it); written atomically. */
+  tarCopy?: string | undefined;
 }
 
 /** Runs mmdebstrap with `args`, streams its tar into `ingest`, returns what the hook recorded. */
@@ -175,9 +177,12 @@ async function spawnAndStream(program: string, args: string[], env: NodeJS.Proce
   if (plan.format === 'tar') {
     if (!run.ingest) throw new Error('runMmdebstrap: format tar needs an ingest context');
     let bytes = 0;
+    const copyTmp = run.tarCopy ? `${run.tarCopy}.${process.pid}.tmp` : undefined;
+    const copy = copyTmp ? await open(copyTmp, 'w') : undefined;
     const counted = (async function* () {
       for await (const chunk of child.stdout! as AsyncIterable<Buffer>) {
         bytes += chunk.length;
+        if (copy) await copy.write(chunk);
         yield chunk;
       }
     })();
@@ -186,6 +191,12 @@ async function spawnAndStream(program: string, args: string[], env: NodeJS.Proce
     } catch (e) {
       ingestError = e;
       killed = child.exitCode === null && child.kill('SIGTERM');
+    }
+    if (copy) {
+      await copy.close();
+      const ok = ingestError === undefined && (await exited).code === 0;
+      if (ok) await rename(copyTmp!, run.tarCopy!);
+      else await rm(copyTmp!, { force: true });
     }
   }
   const { code, signal } = await exited;
