@@ -20,6 +20,8 @@ import { installSessionHooks } from './provision/session.js';
 import { stripFilter } from './provision/strip.js';
 import { writePackagesManifest } from './packages/manifest.js';
 import { ingestDir } from './sources/dir.js';
+import { ingestDebian, prepareDebian, type DebianPlan } from './sources/debian/index.js';
+import type { InstalledPackage } from './sources/debian/records.js';
 import type { IngestContext, Progress, Warning } from './sources/types.js';
 import type { ResolvedSpec } from './spec/load.js';
 import { FsTree } from './tree/tree.js';
@@ -33,6 +35,8 @@ export interface BuildOptions {
   image?: Pick<ConvertOptions, 'creds' | 'tlsVerify' | 'cacheDir' | 'dockerConfigDir'>;
   onProgress?: (p: Progress) => void;
   onWarning?: (w: Warning) => void;
+  /** from: debian:… — also keep mmdebstrap's tar at this path (tests and benchmarks reuse it). */
+  debianTarCopy?: string;
 }
 
 export interface BuildResult extends ImageSummary {
@@ -42,6 +46,8 @@ export interface BuildResult extends ImageSummary {
   warnings: Warning[];
   /** Paths provisioning wrote or changed. */
   provisioned: string[];
+  /** from: debian:SUITE — what mmdebstrap installed, and the lock it followed. */
+  debian?: { suite: string; codename: string | undefined; architecture: string; mode: string; epoch: number; lock: string | undefined; packages: InstalledPackage[] };
 }
 
 /** parsePlatform, with the uname names of architectures accepted (linux/aarch64 is linux/arm64). */
@@ -56,13 +62,21 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
     warnings.push(w);
     options.onWarning?.(w);
   };
-  const src = spec.from === 'scratch' ? null : await parseSource(spec.from);
   const platform = spec.platform ? normalizedPlatform(spec.platform) : undefined;
+  // Debian: the spec's `architecture`, else the build's platform, else the host's.
+  const debianPlan: DebianPlan | null = spec.debian
+    ? await prepareDebian(
+        { ...spec.debian, ...(spec.debian.architecture === undefined && platform ? { architecture: platform.architecture } : {}) },
+        { lockPath: spec.lockPath, lockRequired: spec.lockExplicit, epoch: options.timestamp, strip: spec.strip },
+      )
+    : null;
+  const src = spec.from === 'scratch' || debianPlan ? null : await parseSource(spec.from);
   let image: ResolvedImage | null = null;
   if (src && (src.kind === 'oci' || src.kind === 'docker-archive' || src.kind === 'docker')) {
     image = await resolveImage(src, { ...options.image, ...(platform ? { platform } : {}) });
   }
-  const timestamp = options.timestamp ?? 0;
+  const timestamp = options.timestamp ?? debianPlan?.epoch ?? 0;
+  let debian: BuildResult['debian'];
   const changed: string[] = [];
   let arch = '';
   let summary: ImageSummary;
@@ -75,7 +89,7 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
   } finally {
     await image?.close?.(); // a registry image's background downloads, connections
   }
-  return { ...summary, output: spec.output, arch, init: initPath(spec), warnings, provisioned: changed };
+  return { ...summary, output: spec.output, arch, init: initPath(spec), warnings, provisioned: changed, ...(debian ? { debian } : {}) };
 
   async function writeImage(fh: FileHandle): Promise<ImageSummary> {
     const writer = new Ext4Writer(fh, {
@@ -89,11 +103,16 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
     const tree = new FsTree({ defaultTime: time, onRelease: (c) => writer.release(c), onWarning });
     const ctx: IngestContext = { tree, writer, defaultTime: time, exclude: stripFilter(spec.strip), onProgress: options.onProgress, onWarning };
     if (src) await ingestSource(src, image, ctx);
+    if (debianPlan) {
+      const run = await ingestDebian(debianPlan, ctx, (phase) => options.onProgress?.({ done: 0, total: undefined, phase }), options.debianTarCopy);
+      const o = debianPlan.options;
+      debian = { suite: o.suite, codename: run.release?.codename, architecture: debianPlan.architecture, mode: debianPlan.mode, epoch: debianPlan.epoch, lock: debianPlan.lockPath, packages: run.packages };
+    }
     const detected = image === null && src !== null ? await detectArch(tree, writer) : null;
     if (platform !== undefined && detected !== null && detected !== platform.architecture) {
       fail('SOURCE_PLATFORM_MISMATCH', `build for ${formatPlatform(platform)}`, `the base's programs are ${detected} (from its /bin/sh)`, spec.from);
     }
-    arch = platform?.architecture ?? image?.config.architecture ?? detected ?? hostArch();
+    arch = platform?.architecture ?? image?.config.architecture ?? debianPlan?.architecture ?? detected ?? hostArch();
     tree.followParentLinks = true;
     const p: ProvisionContext = { tree, writer, time, onWarning, changed };
     layout(p, spec, image !== null);

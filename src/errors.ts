@@ -51,6 +51,16 @@ export type ErrorCode =
   | 'SPEC_INVALID'
   | 'SPEC_NOT_FOUND'
   | 'PROVISION_FAILED'
+  // Debian package sources (src/sources/debian/) and lock files
+  | 'DEBIAN_TOOL_MISSING'
+  | 'DEBIAN_NO_MODE'
+  | 'DEBIAN_FOREIGN_ARCH'
+  | 'DEBIAN_MMDEBSTRAP_FAILED'
+  | 'DEBIAN_MIRROR_FAILED'
+  | 'LOCK_INVALID'
+  | 'LOCK_STALE'
+  | 'LOCK_UNAVAILABLE'
+  | 'LOCK_MISMATCH'
   // booting
   | 'VM_VMM_MISSING'
   | 'VM_START_FAILED'

@@ -31,7 +31,8 @@ Options:
   --json                print the result as JSON
 
 Environment: IMAGE_SIZE overrides size:, IMAGE_NAME the output name, SOURCE_DATE_EPOCH the
-time of provisioned files and the superblock.`;
+time of provisioned files and the superblock (from: debian:… — default: the lock's date, else
+the suite's Release date; also given to mmdebstrap).`;
 
 export async function buildCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -62,13 +63,17 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const img = imageOptions(values);
   const progress = new ProgressLine(!values.quiet && process.stderr.isTTY === true);
   const result = await buildImage(spec, {
-    timestamp: epoch ? Number(epoch) : 0,
+    ...(epoch ? { timestamp: Number(epoch) } : {}),
     image: {
       ...(img.creds ? { creds: img.creds } : {}),
       ...(img.tlsVerify !== undefined ? { tlsVerify: img.tlsVerify } : {}),
       ...(img.cacheDir ? { cacheDir: img.cacheDir } : {}),
     },
-    onProgress: (p) => progress.update(p.done, p.total),
+    onProgress: (p) => {
+      if (p.phase === undefined) progress.update(p.done, p.total);
+      else if (progress.enabled) progress.phase(p.phase);
+      else if (!values.quiet && !values.json) process.stderr.write(`${p.phase}\n`); // mmdebstrap's phases, one a line in logs
+    },
     onWarning: (w) => {
       if (!values.quiet) process.stderr.write(`\r\x1b[Kwarning: ${w.message} [${w.code}]\n`);
     },

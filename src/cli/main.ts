@@ -17,6 +17,7 @@ import { diffCommand } from './diff.js';
 import { inspectCommand } from './inspect.js';
 import { instanceCommand } from './instance.js';
 import { kernelCommand } from './kernel.js';
+import { lockCommand } from './lock.js';
 import { lsCommand } from './ls.js';
 import { verifyCommand } from './verify.js';
 
@@ -33,6 +34,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   cache: cacheCommand,
   diff: diffCommand,
   instance: instanceCommand,
+  lock: lockCommand,
 };
 
 export const USAGE = `rootforge — reproducible ext4 root filesystems for microVMs, without root, Docker or mounts
@@ -41,6 +43,7 @@ Usage: rootforge <command> [options]
 
 Commands:
   build [SPEC] [-o <image>]     build a sandbox image from a spec (rootforge.yaml)
+  lock [SPEC]                   pin a package-set base (from: debian:SUITE): versions, SHA-256
   convert <source> -o <image>   build an ext4 image from a tar archive, a directory, an OCI
                                 layout, a docker-archive or a registry image
   boot <image> [-- CMD]         boot an image in a microVM, wait for its agent, run CMD

@@ -5,8 +5,17 @@ export class ProgressLine {
   private readonly started = Date.now(); // wall clock is fine here: display only, never in output
   private last = 0;
   private shown = false;
+  private label = '';
 
-  constructor(private readonly enabled: boolean) {}
+  constructor(readonly enabled: boolean) {}
+
+  /** A named phase of a long source (mmdebstrap's steps): shown before the byte count. */
+  phase(name: string): void {
+    if (!this.enabled) return;
+    this.label = `${name}  `;
+    process.stderr.write(`\r\x1b[K  ${this.label}`);
+    this.shown = true;
+  }
 
   update(done: number, total: number | undefined): void {
     if (!this.enabled) return;
@@ -16,7 +25,7 @@ export class ProgressLine {
     const secs = Math.max(0.001, (now - this.started) / 1000);
     const rate = `${formatBytes(done / secs)}/s`;
     const of = total ? ` / ${formatBytes(total)} (${Math.floor((done / total) * 100)}%)` : '';
-    process.stderr.write(`\r\x1b[K  ${formatBytes(done)}${of}  ${rate}`);
+    process.stderr.write(`\r\x1b[K  ${this.label}${formatBytes(done)}${of}  ${rate}`);
     this.shown = true;
   }
 

@@ -13,6 +13,13 @@ import { ensureSymlink, writeFile, type ProvisionContext } from './context.js';
 const SYSTEMD_UNIT = 'etc/systemd/system/rootforge-agent.service';
 const OPENRC_SERVICE = 'etc/init.d/rootforge-agent';
 
+/** Whether the real init is systemd or OpenRC-driven (both clean /tmp at boot). */
+function cleansTmp(ctx: ProvisionContext, realInit: string): boolean {
+  const node = ctx.tree.get(realInit); // the last component is not followed: a symlink shows its target
+  const target = node?.kind === 'symlink' ? (node.target ?? '') : realInit;
+  return /systemd/.test(target) || !!ctx.tree.get('sbin/openrc') || !!ctx.tree.get('usr/sbin/openrc');
+}
+
 export function installInit(ctx: ProvisionContext, spec: ResolvedSpec): void {
   const { tree } = ctx;
   switch (spec.init) {
@@ -24,6 +31,9 @@ export function installInit(ctx: ProvisionContext, spec: ResolvedSpec): void {
       writeFile(ctx, 'etc/rootforge/real-init', spec.realInit + '\n');
       if (!tree.get(spec.realInit)) {
         ctx.onWarning({ code: 'INIT_MISSING', message: `init: wrapper hands over to ${spec.realInit}, which the base does not have` });
+      } else if (cleansTmp(ctx, spec.realInit)) {
+        // the wrapper starts the agent before the real init: its /tmp setup would come after the first commands
+        ctx.onWarning({ code: 'INIT_TMP_RACE', message: `init: wrapper starts the agent before ${spec.realInit} (systemd or OpenRC) sets up /tmp, which may empty it under the first commands; use init: systemd or init: openrc` });
       }
       break;
     case 'systemd':

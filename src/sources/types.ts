@@ -8,6 +8,8 @@ export interface Progress {
   done: number;
   /** Total input bytes when known. */
   total: number | undefined;
+  /** What the source is doing, when it says (e.g. mmdebstrap's "downloading packages with apt"). */
+  phase?: string;
 }
 
 export interface Warning {

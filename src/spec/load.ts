@@ -9,6 +9,7 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { cannot, fail, RootforgeError } from '../errors.js';
 import type { BuildSpec, InitMode, StripItem } from './types.js';
+import { PACKAGE_SOURCE_KEYS, resolveDebianOptions, type DebianOptions } from '../sources/debian/options.js';
 import { validate, type Schema } from './validate.js';
 
 export const SCHEMA_PATH = new URL('../../../schema/rootforge.schema.json', import.meta.url).pathname;
@@ -41,6 +42,12 @@ export interface ResolvedSpec {
   label: string;
   output: string;
   overwriteEtc: boolean;
+  /** from: debian:SUITE — the package set and where it comes from; undefined for other bases. */
+  debian: DebianOptions | undefined;
+  /** The lock file: the spec's `lock`, else <spec name>.lock.json beside the spec. */
+  lockPath: string;
+  /** Whether the spec named its lock file (then it must exist). */
+  lockExplicit: boolean;
   /** Keys the spec set itself (a default never overwrites a base's file; an explicit value does). */
   explicit: Set<string>;
 }
@@ -92,6 +99,12 @@ export function resolveSpec(raw: unknown, baseDir: string, name: string, env: No
     if (seen.has(u.name)) fail('SPEC_INVALID', `use spec ${shown}`, 'spec.users lists a name twice', u.name);
     seen.add(u.name);
   }
+  const debian = resolveDebianOptions(from, s, baseDir);
+  if (!debian && !/^alpine(:|$)/.test(from)) {
+    for (const k of PACKAGE_SOURCE_KEYS) {
+      if (s[k] !== undefined) fail('SPEC_INVALID', `use spec ${shown}`, `spec.${k} needs a package-set base (from: debian:SUITE)`, from);
+    }
+  }
   const [fu, fg] = (s.filesOwner ?? '0:0').split(':').map(Number);
   const size = env['IMAGE_SIZE'] || s.size || 'auto';
   const outName = env['IMAGE_NAME'] ? env['IMAGE_NAME'].replace(/(\.ext4)?$/, '.ext4') : undefined;
@@ -117,6 +130,9 @@ export function resolveSpec(raw: unknown, baseDir: string, name: string, env: No
     label: s.label ?? '',
     output,
     overwriteEtc: s.overwriteEtc ?? false,
+    debian,
+    lockPath: abs(s.lock ?? `${name}.lock.json`, baseDir),
+    lockExplicit: s.lock !== undefined,
     explicit: new Set(Object.keys(s)),
   };
 }
@@ -128,6 +144,7 @@ function abs(p: string, base: string): string {
 /** Makes the path of a path-based source absolute; registry references and scratch stay. */
 function absSource(from: string, base: string): string {
   if (from === 'scratch' || from.startsWith('docker://') || from === 'tar:-') return from;
+  if (/^debian(:|$)/.test(from)) return from; // a package-set base, not a path
   const m = /^(tar|dir|oci|docker-archive):(.*)$/s.exec(from);
   if (m) return `${m[1]}:${abs(m[2]!, base)}`;
   return abs(from, base);

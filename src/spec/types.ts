@@ -61,4 +61,21 @@ export interface BuildSpec {
   output?: string;
   /** Overwrite essential /etc files even when the base has them. Default false. */
   overwriteEtc?: boolean;
+  // Package-set bases (from: debian:SUITE), see src/sources/debian/options.ts
+  /** Packages to install on top of the variant. */
+  packages?: string[];
+  /** mmdebstrap variant (default minbase). */
+  variant?: 'extract' | 'custom' | 'essential' | 'apt' | 'required' | 'minbase' | 'buildd' | 'important' | 'debootstrap' | 'standard';
+  /** Archive components (default [main]). */
+  components?: string[];
+  /** Package mirror (default http://deb.debian.org/debian). */
+  mirror?: string;
+  /** Extra apt repositories with their signing keys. */
+  repositories?: { uri: string; suite?: string; components?: string[]; key?: string }[];
+  /** Target architecture, Debian's name (amd64, arm64); default the host's. */
+  architecture?: string;
+  /** Install recommended packages too (default false). */
+  recommends?: boolean;
+  /** The lock file (default <spec name>.lock.json beside the spec, used when it exists). */
+  lock?: string;
 }
