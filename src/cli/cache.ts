@@ -1,4 +1,5 @@
-import { defaultCacheDir, ImageCache } from '../oci/cache.js';
+import { ImageCache } from '../oci/cache.js';
+import { defaultCacheDir } from '../util/cache-dir.js';
 import { formatBytes } from '../util/size.js';
 import { parse, UsageError } from './args.js';
 

@@ -1,4 +1,4 @@
-import { defaultCacheDir } from '../oci/cache.js';
+import { defaultCacheDir } from '../util/cache-dir.js';
 import { formatBytes } from '../util/size.js';
 import { formatConfigReport } from '../vm/kernel-config.js';
 import { KernelCache } from '../vm/kernel-cache.js';

@@ -1,4 +1,4 @@
-import { defaultCacheDir } from '../oci/cache.js';
+import { defaultCacheDir } from '../util/cache-dir.js';
 import { formatReference, parseDockerReference, pullImage } from '../oci/registry.js';
 import { formatBytes } from '../util/size.js';
 import { imageOptions, parse, UsageError } from './args.js';

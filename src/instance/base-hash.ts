@@ -10,7 +10,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
-import { defaultCacheDir } from '../oci/cache.js';
+import { defaultCacheDir } from '../util/cache-dir.js';
 import { writeAtomically } from '../util/atomic.js';
 
 export interface BaseIdentity {

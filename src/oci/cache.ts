@@ -12,16 +12,12 @@
  */
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
 import type { ImageSummary } from '../ext4/writer.js';
 import { BlobStore } from './blobstore.js';
 
-export function defaultCacheDir(): string {
-  const xdg = process.env['XDG_CACHE_HOME'];
-  return join(xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.cache'), 'rootforge');
-}
+export { defaultCacheDir } from '../util/cache-dir.js';
 
 export interface CachedImage {
   key: string;

@@ -5,10 +5,6 @@
  */
 import { isUtf8 } from 'node:buffer';
 
-export function bytesToByteString(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
-}
-
 export function byteStringToBytes(s: string): Buffer {
   return Buffer.from(s, 'latin1');
 }
@@ -22,9 +18,4 @@ export function utf8ToByteString(s: string): string {
 export function byteStringToDisplay(s: string): string {
   const b = Buffer.from(s, 'latin1');
   return isUtf8(b) ? b.toString('utf8') : s;
-}
-
-/** Byte-order comparison of two byte strings (for sorting). */
-export function compareByteStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

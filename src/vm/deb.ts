@@ -28,17 +28,6 @@ export interface ArMember {
 const AR_MAGIC = '!<arch>\n';
 const AR_HEADER = 60;
 
-export async function isDeb(path: string): Promise<boolean> {
-  const fh = await open(path, 'r');
-  try {
-    const b = Buffer.alloc(8);
-    await fh.read(b, 0, 8, 0);
-    return b.toString('latin1') === AR_MAGIC;
-  } finally {
-    await fh.close();
-  }
-}
-
 /** The members of an ar archive, from their headers (data is not read). */
 export async function listArMembers(path: string): Promise<ArMember[]> {
   const what = 'read .deb';

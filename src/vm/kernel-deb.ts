@@ -23,7 +23,7 @@ import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
-import { defaultCacheDir } from '../oci/cache.js';
+import { defaultCacheDir } from '../util/cache-dir.js';
 import { hostArch } from '../provision/arch.js';
 import { aptDownloadForeign, debArchOfPackage, type DebArch } from './apt-foreign.js';
 import type { TarEntry } from '../tar/reader.js';

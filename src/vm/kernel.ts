@@ -18,7 +18,7 @@
 import { open, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { fail } from '../errors.js';
-import { defaultCacheDir } from '../oci/cache.js';
+import { defaultCacheDir } from '../util/cache-dir.js';
 import { version as toolVersion } from '../version.js';
 import { extractVmlinux, isBzImage, releaseOf } from './bzimage.js';
 import { KernelCache, fileInfo, sha256Of, validKernelName, type KernelEntry } from './kernel-cache.js';
