@@ -10,7 +10,7 @@ import { BlockAllocator, type Run } from './alloc.js';
 import { extentTreeBlocks, runsToExtents } from './extents.js';
 import { BLOCK_SIZE, BLOCKS_PER_GROUP, FAST_SYMLINK_MAX, groupReservedBlocks, INODES_PER_BLOCK, MAX_EXTENT_LEN, MAX_INODES_PER_GROUP } from './format.js';
 import { defaultJournalBlocks } from './journal.js';
-import { HEADROOM, type ResolvedExt4Options } from './options.js';
+import { HEADROOM, promisedFreeBlocks, reservedClusters, type ResolvedExt4Options } from './options.js';
 import type { Planned } from './plan.js';
 
 export interface Layout {
@@ -72,9 +72,7 @@ export function chooseLayout(
       }
       total = fixedTotal;
     } else {
-      const headroom = o.readOnly ? 0 : Math.ceil(used * HEADROOM.blocksFraction) + HEADROOM.blocksMin;
-      const extra = o.size.mode === 'plus' ? Math.ceil(o.size.bytes / BLOCK_SIZE) : 0;
-      total = Math.max(usedEnd, used + headroom + extra);
+      total = Math.max(usedEnd, writableTotal(used, usedEnd, promisedFreeBlocks(used, o), !o.readOnly));
       // the last group must hold more than its reserved spots
       const lastGroup = Math.floor((total - 1) / BLOCKS_PER_GROUP);
       const minTotal = lastGroup * BLOCKS_PER_GROUP + groupReservedBlocks(lastGroup) + 1;
@@ -128,6 +126,31 @@ export function allocateMetadata(a: BlockAllocator, groups: number, ipg: number,
   const xattrBlocks: number[] = [];
   for (let i = 0; i < xattrBlockCount; i++) xattrBlocks.push(a.allocate(1)[0]!.start);
   return { itable, blockBitmap, inodeBitmap, journalRuns, perInode, xattrBlocks };
+}
+
+/**
+ * The smallest total that leaves `want` blocks free for the guest once the kernel has taken its
+ * reserve (when `reserve`), counting the group reserved spots (backup superblocks, descriptor
+ * blocks) that fall between the used end and the total as used.
+ */
+function writableTotal(used: number, usedEnd: number, want: number, reserve: boolean): number {
+  const free = (total: number) => total - used - reservedSpotsBetween(usedEnd, total) - (reserve ? reservedClusters(total) : 0);
+  let total = used + want;
+  for (let i = 0; i < 64 && free(total) < want; i++) total += want - free(total);
+  if (free(total) < want) throw new Error('internal: writable size did not converge');
+  return total;
+}
+
+/** Group reserved spots in blocks [from, to). */
+function reservedSpotsBetween(from: number, to: number): number {
+  let n = 0;
+  for (let g = Math.floor(from / BLOCKS_PER_GROUP); g * BLOCKS_PER_GROUP < to; g++) {
+    const start = g * BLOCKS_PER_GROUP;
+    const a = Math.max(start, from);
+    const b = Math.min(start + groupReservedBlocks(g), to);
+    if (b > a) n += b - a;
+  }
+  return n;
 }
 
 function cloneAllocator(a: BlockAllocator): BlockAllocator {

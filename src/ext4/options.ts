@@ -47,6 +47,27 @@ export const HEADROOM = {
   bytesPerInode: 16384,
 } as const;
 
+/**
+ * Free blocks promised to the guest on top of `usedBlocks`: the auto headroom of a writable
+ * image plus what `+N` adds. Auto and `+N` images are made this much bigger than the kernel's own
+ * reserve (reservedClusters), so `df` in the guest shows at least this much available.
+ */
+export function promisedFreeBlocks(usedBlocks: number, o: Pick<ResolvedExt4Options, 'size' | 'readOnly'>): number {
+  if (o.readOnly || o.size.mode === 'fixed') return 0;
+  const headroom = Math.ceil(usedBlocks * HEADROOM.blocksFraction) + HEADROOM.blocksMin;
+  const extra = o.size.mode === 'plus' ? Math.ceil(o.size.bytes / BLOCK_SIZE) : 0;
+  return headroom + extra;
+}
+
+/**
+ * Blocks the kernel keeps back on a mounted ext4 filesystem of `totalBlocks` (4 KiB clusters):
+ * min(2 % of the blocks, 4096) — fs/ext4/super.c ext4_calculate_resv_clusters. Nobody can write
+ * them (not even root): `df` shows free space minus this as available.
+ */
+export function reservedClusters(totalBlocks: number): number {
+  return Math.min(Math.floor(totalBlocks / 50), 4096);
+}
+
 /** Fills in defaults and checks every option; throws OPTION_INVALID. */
 export function resolveExt4Options(options: Ext4Options = {}): ResolvedExt4Options {
   const o: ResolvedExt4Options = {
