@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { convert } from '../../src/convert.js';
 import { isRootforgeError } from '../../src/errors.js';
 import { BlobStore } from '../../src/oci/blobstore.js';
-import { parseDockerReference, pullImage } from '../../src/oci/registry.js';
+import { parseDockerReference, pullImage, RegistryClient } from '../../src/oci/registry.js';
 import { removeDeadTempFiles } from '../../src/util/atomic.js';
 import { rootforge } from '../helpers/cli.js';
 import { skipOrFail } from '../helpers/fixtures.js';
@@ -281,4 +281,16 @@ test('a 1,001-layer manifest: OCI_TOO_MANY_LAYERS before any layer is fetched; -
   assert.ok(r.files >= 1);
   assert.equal(registry.requests.filter((q) => q.path.endsWith(tiny.digest)).length, 1);
   assert.equal(sha256(many.manifest), many.manifestDigest);
+});
+
+test('a silent server: retries stop at the retry budget, not after attempts × idle timeout', { timeout: 30_000 }, async (t) => {
+  // Accepts connections and never answers.
+  const silent = await serve(t, () => undefined);
+  const client = new RegistryClient(silent.host, { timeoutMs: 200, attempts: 100, backoffMs: 50, retryBudgetMs: 1000, dockerConfigDir: noConfig });
+  t.after(() => client.close());
+  const started = performance.now();
+  await assert.rejects(client.getManifest('app/x', 'v1'), (e) => isRootforgeError(e, 'OCI_NETWORK'));
+  const ms = performance.now() - started;
+  assert.ok(ms < 5000, `gave up after ${Math.round(ms)} ms (100 attempts would take over 20 s)`);
+  assert.ok(silent.requests.length >= 2 && silent.requests.length < 20, `${silent.requests.length} attempts`);
 });
