@@ -17,7 +17,7 @@ import { convert } from '../../src/convert.js';
 import { isRootforgeError } from '../../src/errors.js';
 import { BlobStore } from '../../src/oci/blobstore.js';
 import { parseDockerReference, pullImage, RegistryClient } from '../../src/oci/registry.js';
-import { removeDeadTempFiles } from '../../src/util/atomic.js';
+import { defaultMinFree, removeDeadTempFiles } from '../../src/util/atomic.js';
 import { rootforge } from '../helpers/cli.js';
 import { skipOrFail } from '../helpers/fixtures.js';
 import { fakeImage, gzipBomb, gzipLayer, serve, sha256, startFakeRegistry, writeLayout, type FakeImage } from '../helpers/fake-registry.js';
@@ -293,4 +293,22 @@ test('a silent server: retries stop at the retry budget, not after attempts × i
   const ms = performance.now() - started;
   assert.ok(ms < 5000, `gave up after ${Math.round(ms)} ms (100 attempts would take over 20 s)`);
   assert.ok(silent.requests.length >= 2 && silent.requests.length < 20, `${silent.requests.length} attempts`);
+});
+
+test('limit flags are checked up front; the disk reserve is max(1 GiB, 5 %)', () => {
+  const src = fresh('src');
+  mkdirSync(src);
+  for (const [flag, value, reason] of [
+    ['--max-layers', '0', 'expected a whole number ≥ 1'],
+    ['--max-size', '0', 'expected a size above 0'],
+    ['--min-rate', 'fast', 'expected a number'],
+  ] as const) {
+    const out = fresh('out.img');
+    const r = rootforge(['convert', `dir:${src}`, '-o', out, flag, value]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.ok(r.stderr.includes(reason), r.stderr);
+    assert.equal(existsSync(out), false);
+  }
+  assert.equal(defaultMinFree(10 * 2 ** 30), 2 ** 30);
+  assert.equal(defaultMinFree(100 * 2 ** 30), 5 * 2 ** 30);
 });
