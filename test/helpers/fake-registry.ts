@@ -7,12 +7,13 @@
  * Also: in-memory images (gzip layers from tar bytes), OCI layouts on disk, and gzip bombs.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createGzip, gzipSync } from 'node:zlib';
 import { Readable } from 'node:stream';
+import { cacheDir } from './fixtures.js';
 import type { AfterHook } from './registry.js';
 
 export interface Blob {
@@ -61,6 +62,17 @@ export function gzipLayer(tar: Buffer): Blob {
  * through zlib (never the whole expansion in memory).
  */
 export async function gzipBomb(size: number, name = 'zeros'): Promise<Blob> {
+  // Compressing a GiB of zeros takes seconds: made once, kept in the test cache.
+  const cached = join(cacheDir(), `gzip-bomb-${name}-${size}.tar.gz`);
+  if (existsSync(cached)) return blob(readFileSync(cached));
+  const made = await makeGzipBomb(size, name);
+  const tmp = `${cached}.${process.pid}.tmp`;
+  writeFileSync(tmp, made.bytes);
+  renameSync(tmp, cached);
+  return made;
+}
+
+async function makeGzipBomb(size: number, name: string): Promise<Blob> {
   const header = Buffer.alloc(512);
   header.write(name, 0, 'latin1');
   header.write('0000644\0', 100, 'latin1');

@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,7 +18,7 @@ import { isRootforgeError } from '../../src/errors.js';
 import { BlobStore } from '../../src/oci/blobstore.js';
 import { parseDockerReference, pullImage, RegistryClient } from '../../src/oci/registry.js';
 import { defaultMinFree, removeDeadTempFiles } from '../../src/util/atomic.js';
-import { rootforge } from '../helpers/cli.js';
+import { BIN, rootforge } from '../helpers/cli.js';
 import { skipOrFail } from '../helpers/fixtures.js';
 import { fakeImage, gzipBomb, gzipLayer, serve, sha256, startFakeRegistry, writeLayout, type FakeImage } from '../helpers/fake-registry.js';
 import { paxHeader, tarEntries } from '../helpers/tar-writer.js';
@@ -119,9 +119,11 @@ test('a layer blob that is a symlink to /dev/zero with a 1 TiB descriptor: refus
 });
 
 // 4. Gzip bombs: never past --max-size, never filling the disk; killed runs' temp files go.
-test('a gzip bomb (256 MiB of zeros in a small layer) past --max-size 32M: OUTPUT_TOO_LARGE saying how much it expanded, nothing left', { timeout: 120_000 }, async () => {
-  const bomb = await gzipBomb(256 << 20);
-  assert.ok(bomb.bytes.length < 1 << 20);
+const BOMB_SIZE = 1 << 30; // 1 GiB of zeros in a ~1 MiB gzip layer
+
+test('a gzip bomb (1 GiB of zeros in a small layer) past --max-size 32M: OUTPUT_TOO_LARGE saying how much it expanded, nothing left', { timeout: 120_000 }, async () => {
+  const bomb = await gzipBomb(BOMB_SIZE);
+  assert.ok(bomb.bytes.length < 2 << 20);
   const dir = layoutWith(() => undefined, fakeImage([bomb]));
   const outDir = fresh('out');
   mkdirSync(outDir);
@@ -131,7 +133,7 @@ test('a gzip bomb (256 MiB of zeros in a small layer) past --max-size 32M: OUTPU
   assert.match(r.stderr, /Cannot write .*bomb\.img: the image would grow to .* past the maximum of 32\.0 MiB \(--max-size\); the input \(.*KiB\) expanded to .* written so far/);
   assert.deepEqual(readdirSync(outDir), [], 'no image and no temporary file');
   // Within the limit the same options convert a small image.
-  const small = rootforge(['convert', `oci:${dir}:v1`, '-o', out, '--max-size', '1G', '--no-cache', '--quiet', '--max-layers', '1']);
+  const small = rootforge(['convert', `oci:${layoutWith(() => undefined)}:v1`, '-o', out, '--max-size', '32M', '--no-cache', '--quiet', '--max-layers', '1']);
   assert.equal(small.code, 0, small.stderr);
   assert.deepEqual(readdirSync(outDir), ['bomb.img']);
 });
@@ -146,7 +148,7 @@ test('a gzip bomb converted onto a small filesystem: OUTPUT_DISK_FULL before les
     const u = spawnSync('umount', [mnt]);
     assert.equal(u.status, 0, `umount ${mnt}: ${u.stderr.toString()}`);
   });
-  const bomb = await gzipBomb(512 << 20);
+  const bomb = await gzipBomb(BOMB_SIZE);
   const dir = layoutWith(() => undefined, fakeImage([bomb]));
   const out = join(mnt, 'bomb.img');
   await assert.rejects(
@@ -311,4 +313,25 @@ test('limit flags are checked up front; the disk reserve is max(1 GiB, 5 %)', ()
   }
   assert.equal(defaultMinFree(10 * 2 ** 30), 2 ** 30);
   assert.equal(defaultMinFree(100 * 2 ** 30), 5 * 2 ** 30);
+});
+
+test('a conversion killed with SIGKILL leaves its temp output; the next run to the same output removes it', { timeout: 120_000 }, async (t) => {
+  const bomb = await gzipBomb(BOMB_SIZE);
+  const dir = layoutWith(() => undefined, fakeImage([bomb]));
+  const outDir = fresh('out');
+  mkdirSync(outDir);
+  const out = join(outDir, 'root.img');
+  const child = spawn(process.execPath, [BIN, 'convert', `oci:${dir}:v1`, '-o', out, '--no-cache', '--quiet'], { stdio: 'ignore' });
+  t.after(() => void child.kill('SIGKILL'));
+  const tmp = join(outDir, `.root.img.rootforge-${child.pid}-0.tmp`);
+  for (let i = 0; i < 1200 && !(existsSync(tmp) && statSync(tmp).size > 0); i++) await sleep(25);
+  assert.ok(existsSync(tmp), 'the run was writing its temp output');
+  child.kill('SIGKILL');
+  await new Promise((resolve) => child.once('exit', resolve));
+  assert.deepEqual(readdirSync(outDir), [`.root.img.rootforge-${child.pid}-0.tmp`], 'SIGKILL left the temp output');
+  const src = fresh('src');
+  mkdirSync(src);
+  writeFileSync(join(src, 'f'), 'x');
+  await convert(`dir:${src}`, out);
+  assert.deepEqual(readdirSync(outDir), ['root.img']);
 });
