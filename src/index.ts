@@ -29,10 +29,11 @@ export { LayerMerger } from './oci/merge.js';
 export { resolveOciLayout } from './oci/layout.js';
 export { resolveDockerArchive } from './oci/archive.js';
 export { pullImage, RegistryClient, parseDockerReference, formatReference, parseCreds, type RegistryRef, type Credentials, type PullOptions, type PullResult } from './oci/registry.js';
-export { BlobStore } from './oci/blobstore.js';
+export { BlobStore, type UnfinishedFile } from './oci/blobstore.js';
+export { DEFAULT_MAX_LAYERS } from './oci/manifest.js';
 export { ImageCache, defaultCacheDir, type CachedImage } from './oci/cache.js';
 export { imageJson, IMAGE_JSON_PATH, type ImageJson } from './oci/image-json.js';
-export type { ResolvedImage, Layer, Descriptor, ImageManifest, ImageIndex, ImageConfig, Platform } from './oci/types.js';
+export type { ResolvedImage, Layer, Descriptor, ImageManifest, ImageIndex, ImageConfig, Platform, ImageLimits } from './oci/types.js';
 
 // build specs, provisioning
 export { buildImage, type BuildOptions, type BuildResult } from './build.js';
