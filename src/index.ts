@@ -54,3 +54,12 @@ export { bootImage, checkBoot, imageBootInfo, type BootOptions, type BootCheckRe
 export { verifyImage, DEFAULT_INIT, DEFAULT_AGENT } from './verify/verify.js';
 export { formatReport, type RenderOptions } from './verify/render.js';
 export type { VerifyReport, VerifyCheck, VerifyOptions, CheckId, Severity, ArchSource } from './verify/types.js';
+
+// installed packages, content reports and image diffs
+export { readPackageDb, imageFs, treeFs } from './packages/read.js';
+export { packagesManifest, PACKAGES_JSON, type PackagesManifest } from './packages/manifest.js';
+export type { PackageDb, PackageInfo, PackageFs, PackageManager } from './packages/types.js';
+export { buildReport, type ImageReport, type SizeNode, type PackageSize } from './report/model.js';
+export { diffImages, type ImageDiff, type ChangedEntry, type ChangeField } from './report/diff.js';
+export { reportHtml, diffHtml } from './report/html.js';
+export { writeReport, diffImageFiles } from './report/write.js';

@@ -66,7 +66,9 @@
       if (cw > 30 && ch > 14) {
         var lbl = document.createElement('span');
         lbl.className = 'lbl';
-        lbl.textContent = d.data.n + ' ' + fmt(d.value);
+        // package views list files by full path: the box shows the file name, the tooltip the path
+        var name = state.kind === 'pkg' && d.data.n.charAt(0) === '/' ? d.data.n.slice(d.data.n.lastIndexOf('/') + 1) : d.data.n;
+        lbl.textContent = name + ' ' + fmt(d.value);
         el.appendChild(lbl);
       }
       if (d.children) {

@@ -3,8 +3,9 @@
  * `treeFs` reads an in-memory tree being built (file bodies from the image under construction),
  * `imageFs` a finished ext4 image through our reader.
  */
-import { isRootforgeError } from '../errors.js';
-import type { Ext4Image } from '../ext4/reader.js';
+import { fail } from '../errors.js';
+import type { Ext4Image, Stat } from '../ext4/reader.js';
+import { ROOT_INO } from '../ext4/format.js';
 import type { ContentSink } from '../tree/sink.js';
 import type { FsTree } from '../tree/tree.js';
 import type { Inode } from '../tree/types.js';
@@ -54,25 +55,53 @@ export function treeFs(tree: FsTree, writer: Pick<ContentSink, 'readContent'>): 
 }
 
 export function imageFs(img: Ext4Image): PackageFs {
-  const find = async (path: string) => {
-    try {
-      return await img.resolve(path);
-    } catch (e) {
-      if (isRootforgeError(e, 'EXT4_NOT_FOUND')) return null;
-      throw e;
+  // A database is hundreds of files in one directory (dpkg's info/): list each directory once.
+  const dirs = new Map<number, Map<string, number>>();
+  const entries = async (st: Stat) => {
+    let m = dirs.get(st.ino);
+    if (!m) {
+      m = new Map((await img.readdir(st)).map((e) => [e.name, e.ino]));
+      dirs.set(st.ino, m);
     }
+    return m;
+  };
+  /** Like Ext4Image.resolve (symlinks followed, absolute ones inside the image), null when absent. */
+  const find = async (path: string): Promise<Stat | null> => {
+    const parts = path.split('/').filter((p) => p !== '' && p !== '.');
+    const stack: Stat[] = [await img.stat(ROOT_INO)];
+    for (let hops = 0; parts.length > 0; ) {
+      const part = parts.shift()!;
+      const dir = stack[stack.length - 1]!;
+      if (part === '..') {
+        if (stack.length > 1) stack.pop();
+        continue;
+      }
+      if (dir.kind !== 'dir') return null;
+      const ino = (await entries(dir)).get(part);
+      if (ino === undefined) return null;
+      const st = await img.stat(ino);
+      if (st.kind === 'symlink') {
+        if (++hops > 40) return null;
+        const target = await img.readlink(st);
+        if (target.startsWith('/')) stack.length = 1;
+        parts.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
+        continue;
+      }
+      stack.push(st);
+    }
+    return stack[stack.length - 1]!;
   };
   return {
     async readFile(path) {
       const st = await find(path);
       if (st?.kind !== 'file') return null;
-      if (st.size > MAX_DB_FILE) return null;
+      if (st.size > MAX_DB_FILE) fail('IO_FAILED', `read package database /${path}`, `larger than ${MAX_DB_FILE} bytes`, st.size);
       return img.readData(st);
     },
     async list(path) {
       const st = await find(path);
       if (st?.kind !== 'dir') return null;
-      return (await img.readdir(st)).map((e) => e.name).sort();
+      return [...(await entries(st)).keys()].sort();
     },
   };
 }

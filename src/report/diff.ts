@@ -125,6 +125,10 @@ export async function diffImages(a: Ext4Image, b: Ext4Image): Promise<ImageDiff>
     .filter((p) => p.delta !== 0 || p.versionBefore !== p.versionAfter)
     .sort(byDelta((p) => p.id));
 
+  const byPath = (x: { path: string }, y: { path: string }) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0);
+  added.sort(byPath);
+  removed.sort(byPath);
+  changed.sort(byPath);
   const total = (es: ScanEntry[]) => es.reduce((s, e) => s + e.bytes, 0);
   return { added, removed, changed, bytesDelta: total(eb) - total(ea), byDirectory, byPackage };
 }

@@ -99,18 +99,22 @@ ${table(['Package', 'Version', 'Files', 'Size'], r.packages.map((p) => [escapeHt
   return page(`${imageName} — rootforge report`, body, `${inlineScript(d3HierarchySource())}\n${inlineScript(readFileSync(join(ASSETS_DIR, 'report/report.js'), 'utf8'))}`);
 }
 
+/** Directory rows in the diff page: every directory above a big change changes too. */
+const DIR_ROWS = 300;
+
 export function diffHtml(d: ImageDiff, nameA: string, nameB: string): string {
   const fb = (n: number) => (n < 0 ? `−${formatBytes(-n)}` : `+${formatBytes(n)}`);
   const list = (title: string, cls: string, rows: string[][], head: string[]) =>
     `<h2 class="${cls}">${title}</h2>\n${rows.length ? table(head, rows, new Set(), cls) : '<p class="note">None.</p>'}`;
   const body = `<h1>${escapeHtml(nameA)} → ${escapeHtml(nameB)}</h1>
 <p class="summary">${d.added.length} added, ${d.removed.length} removed, ${d.changed.length} changed; content ${fb(d.bytesDelta)}.</p>
+<h2>Size change by package</h2>
+${d.byPackage.length ? table(['Package', 'Before', 'After', 'Change'], d.byPackage.map((x) => [escapeHtml(x.id + (x.versionBefore !== x.versionAfter ? ` (${x.versionBefore ?? 'absent'} → ${x.versionAfter ?? 'absent'})` : '')), formatBytes(x.before), formatBytes(x.after), fb(x.delta)]), new Set([1, 2, 3]), 'bypkg') : '<p class="note">No package changed size.</p>'}
+<h2>Size change by directory</h2>
+${d.byDirectory.length > DIR_ROWS ? `<p class="note">The ${DIR_ROWS} largest of ${d.byDirectory.length} changes (all of them in <code>--json</code>).</p>` : ''}
+${table(['Directory', 'Before', 'After', 'Change'], d.byDirectory.slice(0, DIR_ROWS).map((x) => [show(x.path), formatBytes(x.before), formatBytes(x.after), fb(x.delta)]), new Set([1, 2, 3]), 'bydir')}
 ${list('Added', 'added', d.added.map((e) => [show(e.path), e.kind, formatBytes(e.bytes)]), ['Path', 'Type', 'Size'])}
 ${list('Removed', 'removed', d.removed.map((e) => [show(e.path), e.kind, formatBytes(e.bytes)]), ['Path', 'Type', 'Size'])}
-${list('Changed', 'changed', d.changed.map((c) => [show(c.path), escapeHtml(c.fields.join(', ')), fb(c.bytesDelta)]), ['Path', 'What changed', 'Size'])}
-<h2>Size change by directory</h2>
-${table(['Directory', 'Before', 'After', 'Change'], d.byDirectory.map((x) => [show(x.path), formatBytes(x.before), formatBytes(x.after), fb(x.delta)]), new Set([1, 2, 3]), 'bydir')}
-<h2>Size change by package</h2>
-${d.byPackage.length ? table(['Package', 'Before', 'After', 'Change'], d.byPackage.map((x) => [escapeHtml(x.id + (x.versionBefore !== x.versionAfter ? ` (${x.versionBefore ?? 'absent'} → ${x.versionAfter ?? 'absent'})` : '')), formatBytes(x.before), formatBytes(x.after), fb(x.delta)]), new Set([1, 2, 3]), 'bypkg') : '<p class="note">No package changed size.</p>'}`;
+${list('Changed', 'changed', d.changed.map((c) => [show(c.path), escapeHtml(c.fields.join(', ')), fb(c.bytesDelta)]), ['Path', 'What changed', 'Size'])}`;
   return page(`${nameA} → ${nameB} — rootforge diff`, body);
 }

@@ -143,3 +143,49 @@ test('report of a Debian minbase in headless Chromium', async (t) => {
   if ('skip' in deb) return skipOrFail(t, deb.skip);
   await checkReport(t, 'debian', deb.path, true);
 });
+
+test('hostile and non-UTF-8 file names are shown as text, never run; the report is deterministic', async (t) => {
+  const { tarEntries } = await import('../helpers/tar-writer.js');
+  // no '/' in a name: a script end tag cannot be one; JSON escapes every '<' anyway
+  const evil = '<img src=x onerror="window.injected=1"><script>window.injected=2<';
+  const tar = join(work, 'names.tar');
+  writeFileSync(
+    tar,
+    tarEntries([
+      { path: `data/${evil}`, content: Buffer.alloc(50000, 7) },
+      { path: 'data/a&b"c\'d', content: 'x' },
+      { path: Buffer.concat([Buffer.from('data/latin1-'), Buffer.from([0xe9, 0xff])]), content: Buffer.alloc(9000, 1) },
+      { path: 'etc/x', content: 'y' },
+    ]),
+  );
+  const img = join(work, 'names.ext4');
+  assert.equal(rootforge(['convert', `tar:${tar}`, '-o', img, '-q']).code, 0);
+  const html = join(work, 'names.html');
+  assert.equal(rootforge(['inspect', img, '--html', html]).code, 0);
+  const again = join(work, 'names2.html');
+  assert.equal(rootforge(['inspect', img, '--html', again]).code, 0);
+  assert.ok(readFileSync(html).equals(readFileSync(again)), 'same image, same report bytes');
+  assert.ok(!readFileSync(html, 'utf8').includes(evil), 'the name never appears unescaped');
+
+  const missing = chromiumMissing();
+  if (missing) return skipOrFail(t, missing);
+  const browser = await Browser.launch();
+  try {
+    const page = await browser.open(pathToFileURL(html).href);
+    assert.deepEqual(page.errors(), []);
+    const data = await page.eval<Cell[]>(CELLS);
+    const d = data.find((c) => c.path === '/data')!;
+    await page.click(d.x + 6, d.y + 6);
+    await waitForMap(page, '/data');
+    const names = await page.eval<string[]>(`[...document.querySelectorAll('#map .cell.d1')].map((e) => e.dataset.path)`);
+    assert.ok(names.includes(`/data/${evil}`), 'the hostile name is a path, as text');
+    assert.ok(names.includes('/data/a&b"c\'d'));
+    assert.ok(names.includes('/data/latin1-\u00e9\u00ff'), 'non-UTF-8 bytes shown one character per byte');
+    const largest = await page.eval<string>(`document.querySelector('table.largest tbody tr').cells[0].textContent`);
+    assert.equal(largest, `/data/${evil}`);
+    assert.equal(await page.eval<unknown>('window.injected'), undefined, 'nothing injected ran');
+    assert.deepEqual(page.errors(), []);
+  } finally {
+    await browser.close();
+  }
+});
