@@ -3,11 +3,17 @@ import { Ext4Image } from '../ext4/reader.js';
 import { IMAGE_JSON_PATH, type ImageJson } from '../oci/image-json.js';
 import { formatUuid } from '../ext4/writer.js';
 import { formatBytes } from '../util/size.js';
-import { parse, UsageError } from './args.js';
+import { imageOptions, parse, UsageError } from './args.js';
+import { inspectRemote } from '../distribution/pull.js';
+import { defaultCacheDir } from '../oci/cache.js';
+import { parseDockerReference } from '../oci/reference.js';
 
 export const INSPECT_USAGE = `Usage: rootforge inspect <image> [--json]
+       rootforge inspect docker://HOST/REPO[:TAG|@DIGEST] [--creds USER:PASS] [--tls-verify=false] [--json]
 
-Shows an image's label, UUID, size, features, block and inode usage and journal.`;
+Shows an image's label, UUID, size, features, block and inode usage and journal. For a
+docker:// reference: its manifest digest, type and annotations (a rootforge artifact's size,
+image digest, UUID, architecture, …), read from the manifest alone: no chunk is downloaded.`;
 
 export interface ImageInfo {
   label: string;
@@ -75,12 +81,13 @@ async function readImageJson(img: Ext4Image): Promise<ImageJson | undefined> {
 }
 
 export async function inspectCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { json: { type: 'boolean' } } as const, INSPECT_USAGE);
+  const { values, positionals } = parse(argv, { json: { type: 'boolean' }, creds: { type: 'string' }, 'tls-verify': { type: 'string' } } as const, INSPECT_USAGE);
   if (values.help) {
     process.stdout.write(INSPECT_USAGE + '\n');
     return 0;
   }
   if (positionals.length !== 1) throw new UsageError(`expected one image\n\n${INSPECT_USAGE}`);
+  if (positionals[0]!.startsWith('docker://')) return inspectRemoteCommand(positionals[0]!, values);
   const info = await readImageInfo(positionals[0]!);
   if (values.json) {
     process.stdout.write(JSON.stringify(info, null, 2) + '\n');
@@ -110,5 +117,29 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     if (Object.keys(im.Labels).length > 0) lines.push(['Labels', Object.entries(im.Labels).map(([k, v]) => `${k}=${v}`).join(' ')]);
   }
   for (const [k, v] of lines) process.stdout.write(`${(k + ':').padEnd(11)} ${v}\n`);
+  return 0;
+}
+
+async function inspectRemoteCommand(target: string, values: { json?: boolean; creds?: string; 'tls-verify'?: string }): Promise<number> {
+  const opts = imageOptions(values);
+  const info = await inspectRemote(parseDockerReference(target.slice('docker://'.length)), {
+    cacheDir: defaultCacheDir(),
+    ...(opts.creds ? { creds: opts.creds } : {}),
+    ...(opts.tlsVerify !== undefined ? { tlsVerify: opts.tlsVerify } : {}),
+  });
+  if (values.json) {
+    process.stdout.write(JSON.stringify(info, null, 2) + '\n');
+    return 0;
+  }
+  const lines: [string, string][] = [
+    ['Reference', info.reference],
+    ['Digest', info.manifestDigest],
+    ['Type', info.rootforge ? `rootforge ext4 artifact (${info.artifactType ?? info.mediaType})` : (info.artifactType ?? info.mediaType)],
+  ];
+  if (info.blobs !== undefined) lines.push([info.rootforge ? 'Chunks' : 'Layers', `${info.blobs} blobs, ${formatBytes(info.blobBytes ?? 0)}`]);
+  if (info.platforms) lines.push(['Platforms', info.platforms.join(' ')]);
+  for (const [k, v] of Object.entries(info.annotations).sort(([a], [b]) => (a < b ? -1 : 1))) lines.push([k, v]);
+  const width = Math.max(...lines.map(([k]) => k.length)) + 1;
+  for (const [k, v] of lines) process.stdout.write(`${(k + ':').padEnd(width)} ${v}\n`);
   return 0;
 }

@@ -12,6 +12,7 @@ import { buildCommand } from './build.js';
 import { catCommand } from './cat.js';
 import { cacheCommand } from './cache.js';
 import { pullCommand } from './pull.js';
+import { pushCommand } from './push.js';
 import { convertCommand } from './convert.js';
 import { inspectCommand } from './inspect.js';
 import { kernelCommand } from './kernel.js';
@@ -24,6 +25,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   ls: lsCommand,
   cat: catCommand,
   pull: pullCommand,
+  push: pushCommand,
   build: buildCommand,
   boot: bootCommand,
   kernel: kernelCommand,
@@ -42,7 +44,9 @@ Commands:
   boot <image> [-- CMD]         boot an image in a microVM, wait for its agent, run CMD
   kernel ls|show|fetch|from-deb|default|rm
                                 manage VM kernels (Debian packages, Firecracker CI kernels)
-  pull <ref>                    download a registry image into the blob cache
+  pull <ref> [-o <image>]       download a registry image into the blob cache; with -o,
+                                reassemble a pushed ext4 image (or convert a container image)
+  push <image> docker://<ref>   store an ext4 image in a registry (chunked OCI artifact)
   cache ls|prune                list or empty the blob and image cache
   inspect <image>               show an image's size, features, usage and image config
   verify <image> [--boot]       static checks (e2fsck, init, agent, every program's libraries);
