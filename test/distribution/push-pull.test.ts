@@ -24,7 +24,8 @@ import { spawn } from 'node:child_process';
 import { BIN } from '../helpers/cli.js';
 import { startCountingProxy, type CountingProxy } from '../helpers/counting-proxy.js';
 import { skipOrFail } from '../helpers/fixtures.js';
-import { cleanups, runAsync, startRegistry, type RegistryServer } from '../helpers/registry.js';
+import { cleanups, makeImage, pushImageAsync, registryToolsMissing, runAsync, startRegistry, type RegistryServer } from '../helpers/registry.js';
+import { Ext4Image } from '../../src/ext4/reader.js';
 
 const missing = ['docker-registry', 'skopeo', 'htpasswd'].find((tool) => spawnSync('sh', ['-c', 'command -v "$1"', 'sh', tool]).status !== 0);
 const work = mkdtempSync(join(tmpdir(), 'rf-distrib-test-'));
@@ -239,4 +240,43 @@ test('CLI: push --json, pull -o, wrong credentials fail typed', async (t) => {
   const notDocker = await rootforge(['push', v2, `${reg.host}/cli/img:v3`]);
   assert.equal(notDocker.code, 1);
   assert.match(notDocker.stderr, /OPTION_INVALID/);
+});
+
+test('build --format docker-archive --push: one command builds, exports and pushes', async (t) => {
+  if (missing) return skipOrFail(t, `${missing} is not installed`);
+  const dir = join(work, 'build');
+  mkdirSync(dir);
+  const agent = join(dir, 'fake-agent');
+  writeFileSync(agent, Buffer.concat([Buffer.from('\x7fELF'), Buffer.alloc(4000, 1)]), { mode: 0o755 });
+  const spec = join(dir, 'rootforge.yaml');
+  writeFileSync(spec, `from: scratch\nagent: ${agent}\ninit: agent\nhostname: box\njournal: false\noutput: box.ext4\n`);
+  const archive = join(dir, 'box.tar');
+  const r = await rootforge(['build', spec, '--format', `docker-archive:${archive}:box:v1`, '--push', `docker://${reg.host}/build/box:v1`, '--creds', 'user:pass', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { output: string; format: { layerDigest: string }; push: { manifestDigest: string; imageDigest: string; annotations: Record<string, string> } };
+  assert.equal(out.push.imageDigest, `sha256:${sha(out.output)}`);
+  assert.equal(out.push.annotations[ANNOTATION.specDigest], `sha256:${createHash('sha256').update(readFileSync(spec)).digest('hex')}`);
+  const inspect = await runAsync('skopeo', ['inspect', `docker-archive:${archive}`]);
+  assert.deepEqual((JSON.parse(inspect) as { Layers: string[] }).Layers, [out.format.layerDigest]);
+  const pulled = join(dir, 'pulled.ext4');
+  const p = await rootforge(['pull', `docker://${reg.host}/build/box@${out.push.manifestDigest}`, '-o', pulled, '--creds', 'user:pass', '--cache-dir', newCache()]);
+  assert.equal(p.code, 0, p.stderr);
+  assert.equal(sha(pulled), sha(out.output));
+});
+
+test('pull -o of a container image converts it, as convert does', async (t) => {
+  if (missing) return skipOrFail(t, `${missing} is not installed`);
+  const why = registryToolsMissing();
+  if (why) return skipOrFail(t, why);
+  const layout = makeImage(join(work, 'layout'), 'v1', [{ 'etc/hello': 'hello from a layer\n' }], { cmd: ['/bin/sh'] });
+  await pushImageAsync(layout, 'v1', `${reg.host}/images/app:v1`, { creds: 'user:pass' });
+  const out = join(work, 'container.ext4');
+  const r = await rootforge(['pull', `docker://${reg.host}/images/app:v1`, '-o', out, '--creds', 'user:pass', '--cache-dir', newCache(), '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const img = await Ext4Image.open(out);
+  try {
+    assert.equal((await img.readData(await img.lookup('etc/hello'))).toString(), 'hello from a layer\n');
+  } finally {
+    await img.close();
+  }
 });
