@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { buildImage } from '../build.js';
 import { fail } from '../errors.js';
@@ -9,6 +10,9 @@ import { checkArch } from '../vm/boot.js';
 import { kernelArchOf, kernelRef } from '../vm/kernel-ref.js';
 import { imageOptions, parse, UsageError } from './args.js';
 import { ProgressLine } from './progress.js';
+import { parseFormat, writeFormat, type FormatResult } from '../output/formats.js';
+import { sha256Digest } from '../oci/digest.js';
+import { printPush, pushTo } from './push.js';
 
 export const BUILD_USAGE = `Usage: rootforge build [SPEC] [-o IMAGE] [options]
 
@@ -27,6 +31,10 @@ Options:
                         also write a Firecracker VM config (--config-file) that boots the
                         image with --kernel (vsock socket: <image>.vsock)
   --kernel K            the kernel for that config (default: the cache's default kernel)
+  --format F            also write the rootfs as oci:DIR[:TAG], docker-archive:FILE[:NAME[:TAG]]
+                        or tar:FILE (the same tree, one uncompressed layer, loadable by
+                        docker/podman load)
+  --push docker://REF   then push the image as a rootforge artifact (see rootforge push)
   --quiet               no progress, warnings or summary
   --json                print the result as JSON
 
@@ -47,6 +55,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
       'emit-firecracker-config': { type: 'string' },
       kernel: { type: 'string' },
       platform: { type: 'string' },
+      format: { type: 'string' },
+      push: { type: 'string' },
     } as const,
     BUILD_USAGE,
   );
@@ -55,7 +65,10 @@ export async function buildCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 1) throw new UsageError(`expected at most one spec\n\n${BUILD_USAGE}`);
-  const spec = await loadSpec(positionals[0] ?? 'rootforge.yaml');
+  const specPath = positionals[0] ?? 'rootforge.yaml';
+  const spec = await loadSpec(specPath);
+  const format = values.format !== undefined ? parseFormat(values.format) : undefined;
+  if (values.push !== undefined && !values.push.startsWith('docker://')) throw new UsageError(`--push: expected docker://HOST/REPO:TAG (${values.push})`);
   if (values.output) spec.output = resolve(values.output);
   if (values.platform) spec.platform = values.platform;
   const epoch = process.env['SOURCE_DATE_EPOCH'];
@@ -88,7 +101,25 @@ export async function buildCommand(argv: string[]): Promise<number> {
     await writeAtomically(resolve(fcPath), (fh) => fh.writeFile(JSON.stringify(config, null, 2) + '\n'));
     if (!values.quiet) process.stderr.write(`${fcPath}: firecracker --no-api --config-file ${fcPath} (agent on vsock port 1024 via ${result.output}.vsock)\n`);
   }
-  if (values.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  let formatted: FormatResult | undefined;
+  if (format) {
+    formatted = await writeFormat(result.output, format, {
+      architecture: result.arch,
+      timestamp: epoch ? Number(epoch) : 0,
+      onWarning: (m) => {
+        if (!values.quiet) process.stderr.write(`warning: ${m}\n`);
+      },
+    });
+    if (!values.quiet && !values.json) process.stderr.write(`${formatted.format}: ${formatBytes(formatted.layerBytes)} layer ${formatted.layerDigest}, ${formatted.entries} entries\n`);
+  }
+  let pushed: Awaited<ReturnType<typeof pushTo>> | undefined;
+  if (values.push !== undefined) {
+    // The spec file's own bytes identify what was built (a loadSpec error above means it exists).
+    const specDigest = sha256Digest(await readFile(specPath).catch((e: NodeJS.ErrnoException) => fail('SPEC_NOT_FOUND', 'read spec', e.code ?? String(e), specPath, e)));
+    pushed = await pushTo(result.output, values.push, { ...values, quiet: values.quiet || values.json }, { specDigest });
+    if (!values.quiet && !values.json) printPush(pushed, process.stderr);
+  }
+  if (values.json) process.stdout.write(JSON.stringify({ ...result, ...(formatted ? { format: formatted } : {}), ...(pushed ? { push: pushed } : {}) }, null, 2) + '\n');
   else if (!values.quiet) {
     process.stderr.write(
       `${result.output}: ${formatBytes(result.sizeBytes)}, linux/${result.arch}, init ${result.init}, ` +

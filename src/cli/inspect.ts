@@ -6,15 +6,21 @@ import { formatBytes } from '../util/size.js';
 import { imageFs, readPackageDb } from '../packages/read.js';
 import type { PackageInfo, PackageManager } from '../packages/types.js';
 import { writeReport } from '../report/write.js';
-import { parse, UsageError } from './args.js';
+import { imageOptions, parse, UsageError } from './args.js';
 import { isInstanceDir } from '../instance/manage.js';
 import { inspectInstance } from './instance.js';
+import { inspectRemote } from '../distribution/pull.js';
+import { defaultCacheDir } from '../util/cache-dir.js';
+import { parseDockerReference } from '../oci/reference.js';
 
 export const INSPECT_USAGE = `Usage: rootforge inspect <image>|<instance dir> [--json] [--html FILE]
+       rootforge inspect docker://HOST/REPO[:TAG|@DIGEST] [--creds USER:PASS] [--tls-verify=false] [--json]
 
 Shows an image's label, UUID, size, features, block and inode usage, journal and installed
 packages (from its dpkg or apk database); for an instance directory its base, disk size, real
-disk use and config.
+disk use and config. For a docker:// reference: its manifest digest, type and annotations (a
+rootforge artifact's size, image digest, UUID, architecture, …), read from the manifest alone:
+no chunk is downloaded.
   --json        everything as JSON, every package included
   --html FILE   also write a self-contained HTML report: treemaps by directory and by package,
                 the largest files, what strip: would save`;
@@ -89,12 +95,13 @@ async function readImageJson(img: Ext4Image): Promise<ImageJson | undefined> {
 }
 
 export async function inspectCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { json: { type: 'boolean' }, html: { type: 'string' } } as const, INSPECT_USAGE);
+  const { values, positionals } = parse(argv, { json: { type: 'boolean' }, html: { type: 'string' }, creds: { type: 'string' }, 'tls-verify': { type: 'string' } } as const, INSPECT_USAGE);
   if (values.help) {
     process.stdout.write(INSPECT_USAGE + '\n');
     return 0;
   }
   if (positionals.length !== 1) throw new UsageError(`expected one image\n\n${INSPECT_USAGE}`);
+  if (positionals[0]!.startsWith('docker://')) return inspectRemoteCommand(positionals[0]!, values);
   if (isInstanceDir(positionals[0]!)) return inspectInstance(positionals[0]!, values.json === true);
   const info = await readImageInfo(positionals[0]!);
   if (values.html !== undefined) {
@@ -136,5 +143,29 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     );
   }
   for (const [k, v] of lines) process.stdout.write(`${(k + ':').padEnd(11)} ${v}\n`);
+  return 0;
+}
+
+async function inspectRemoteCommand(target: string, values: { json?: boolean; creds?: string; 'tls-verify'?: string }): Promise<number> {
+  const opts = imageOptions(values);
+  const info = await inspectRemote(parseDockerReference(target.slice('docker://'.length)), {
+    cacheDir: defaultCacheDir(),
+    ...(opts.creds ? { creds: opts.creds } : {}),
+    ...(opts.tlsVerify !== undefined ? { tlsVerify: opts.tlsVerify } : {}),
+  });
+  if (values.json) {
+    process.stdout.write(JSON.stringify(info, null, 2) + '\n');
+    return 0;
+  }
+  const lines: [string, string][] = [
+    ['Reference', info.reference],
+    ['Digest', info.manifestDigest],
+    ['Type', info.rootforge ? `rootforge ext4 artifact (${info.artifactType ?? info.mediaType})` : (info.artifactType ?? info.mediaType)],
+  ];
+  if (info.blobs !== undefined) lines.push([info.rootforge ? 'Chunks' : 'Layers', `${info.blobs} blobs, ${formatBytes(info.blobBytes ?? 0)}`]);
+  if (info.platforms) lines.push(['Platforms', info.platforms.join(' ')]);
+  for (const [k, v] of Object.entries(info.annotations).sort(([a], [b]) => (a < b ? -1 : 1))) lines.push([k, v]);
+  const width = Math.max(...lines.map(([k]) => k.length)) + 1;
+  for (const [k, v] of lines) process.stdout.write(`${(k + ':').padEnd(width)} ${v}\n`);
   return 0;
 }

@@ -12,6 +12,7 @@ import { buildCommand } from './build.js';
 import { catCommand } from './cat.js';
 import { cacheCommand } from './cache.js';
 import { pullCommand } from './pull.js';
+import { pushCommand } from './push.js';
 import { convertCommand } from './convert.js';
 import { diffCommand } from './diff.js';
 import { inspectCommand } from './inspect.js';
@@ -27,6 +28,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   ls: lsCommand,
   cat: catCommand,
   pull: pullCommand,
+  push: pushCommand,
   build: buildCommand,
   boot: bootCommand,
   kernel: kernelCommand,
@@ -52,7 +54,9 @@ Commands:
                                 \`boot DIR\` boots one (overlay root, shares, session env)
   kernel ls|show|fetch|from-deb|default|rm
                                 manage VM kernels (Debian packages, Firecracker CI kernels)
-  pull <ref>                    download a registry image into the blob cache
+  pull <ref> [-o <image>]       download a registry image into the blob cache; with -o,
+                                reassemble a pushed ext4 image (or convert a container image)
+  push <image> docker://<ref>   store an ext4 image in a registry (chunked OCI artifact)
   cache ls|prune                list or empty the blob and image cache
   inspect <image>|<instance>    show an image's size, features, usage, image config and
                                 packages (an instance: base, size, config); --html FILE

@@ -1,16 +1,24 @@
+import { isArtifactManifest } from '../distribution/artifact.js';
+import { fetchRemoteManifest, pullArtifact } from '../distribution/pull.js';
 import { defaultCacheDir } from '../util/cache-dir.js';
 import { formatReference, parseDockerReference, pullImage } from '../oci/registry.js';
 import { formatBytes } from '../util/size.js';
 import { imageOptions, parse, UsageError } from './args.js';
 import { LIMIT_FLAGS, LIMIT_USAGE, limitOptions } from './limits.js';
+import { convertCommand } from './convert.js';
 import { ProgressLine } from './progress.js';
 
-export const PULL_USAGE = `Usage: rootforge pull [docker://][HOST/]REPO[:TAG|@DIGEST] [options]
+export const PULL_USAGE = `Usage: rootforge pull [docker://][HOST/]REPO[:TAG|@DIGEST] [-o IMAGE.ext4] [options]
 
-Downloads an image's manifest, config and layers into the blob cache (nothing is converted);
-blobs already there are not fetched again, and an interrupted download resumes.
+Without -o: downloads an image's manifest, config and layers into the blob cache (nothing is
+converted); blobs already there are not fetched again, and an interrupted download resumes.
+With -o: a rootforge ext4 artifact (see "rootforge push") is reassembled into IMAGE.ext4, every
+chunk and the whole image checked against their digests; a container image is converted to
+IMAGE.ext4 as "rootforge convert docker://…" does.
 
 Options:
+  -o, --output FILE     write the ext4 image (replaced only when the pull succeeds)
+  --concurrency N       artifact chunks downloaded at once (default 16)
   --platform OS/ARCH    which platform of a multi-platform image (default: this host's)
   --creds USER:PASS     registry credentials (default: from $DOCKER_CONFIG/config.json)
   --tls-verify=false    accept any TLS certificate
@@ -30,6 +38,8 @@ export async function pullCommand(argv: string[]): Promise<number> {
       quiet: { type: 'boolean', short: 'q' },
       'max-layers': LIMIT_FLAGS['max-layers'],
       'min-rate': LIMIT_FLAGS['min-rate'],
+      output: { type: 'string', short: 'o' },
+      concurrency: { type: 'string' },
     } as const,
     PULL_USAGE,
   );
@@ -41,6 +51,38 @@ export async function pullCommand(argv: string[]): Promise<number> {
   const ref = parseDockerReference(positionals[0]!.replace(/^docker:\/\//, ''));
   const opts = imageOptions(values);
   const progress = new ProgressLine(!values.quiet && process.stderr.isTTY === true);
+  if (values.output !== undefined) {
+    const remoteOpts = {
+      cacheDir: opts.cacheDir ?? defaultCacheDir(),
+      ...(opts.creds ? { creds: opts.creds } : {}),
+      ...(opts.tlsVerify !== undefined ? { tlsVerify: opts.tlsVerify } : {}),
+    };
+    const remote = await fetchRemoteManifest(ref, remoteOpts);
+    if (!isArtifactManifest(remote.doc)) {
+      // A container image: exactly what convert does with it.
+      const passthrough = ['platform', 'creds', 'tls-verify', 'cache-dir', 'max-layers', 'min-rate'] as const;
+      const args = [`docker://${formatReference(ref)}`, '-o', values.output];
+      for (const k of passthrough) if (typeof values[k] === 'string') args.push(`--${k}=${values[k]}`);
+      if (values.json) args.push('--json');
+      if (values.quiet) args.push('--quiet');
+      return convertCommand(args);
+    }
+    let concurrency: number | undefined;
+    if (values.concurrency !== undefined) {
+      concurrency = Number(values.concurrency);
+      if (!/^\d+$/.test(values.concurrency) || concurrency < 1 || concurrency > 64) throw new UsageError(`--concurrency: expected a number from 1 to 64 (${values.concurrency})`);
+    }
+    const r = await pullArtifact(ref, values.output, { ...remoteOpts, ...(concurrency ? { concurrency } : {}), onProgress: (p) => progress.update(p.done, p.total) });
+    progress.done();
+    if (values.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    else if (!values.quiet) {
+      process.stdout.write(
+        `${r.output}: ${formatBytes(r.sizeBytes)} from ${r.reference}@${r.manifestDigest}, image ${r.imageDigest} verified; ` +
+          `${r.chunksFetched} chunks fetched (${formatBytes(r.bytesFetched)}), ${r.chunksCached} from the cache\n`,
+      );
+    }
+    return 0;
+  }
   const image = await pullImage(ref, {
     cacheDir: opts.cacheDir ?? defaultCacheDir(),
     ...(opts.platform ? { platform: opts.platform } : {}),
