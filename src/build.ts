@@ -18,6 +18,7 @@ import { layout } from './provision/layout.js';
 import { installSessionHooks } from './provision/session.js';
 import { stripFilter } from './provision/strip.js';
 import { ingestDir } from './sources/dir.js';
+import { alpineBase, installAlpinePackages, type AlpineStepResult } from './sources/alpine/step.js';
 import type { IngestContext, Progress, Warning } from './sources/types.js';
 import type { ResolvedSpec } from './spec/load.js';
 import { FsTree } from './tree/tree.js';
@@ -40,6 +41,8 @@ export interface BuildResult extends ImageSummary {
   warnings: Warning[];
   /** Paths provisioning wrote or changed. */
   provisioned: string[];
+  /** Alpine packages installed (spec packages/profile): what, the lock, scripts left for first boot. */
+  alpine?: AlpineStepResult | undefined;
 }
 
 export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {}): Promise<BuildResult> {
@@ -48,8 +51,10 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
     warnings.push(w);
     options.onWarning?.(w);
   };
-  const src = spec.from === 'scratch' ? null : await parseSource(spec.from);
   const platform = spec.platform ? parsePlatform(spec.platform) : undefined;
+  const alpine = spec.alpine ? await alpineBase(spec.alpine, platform?.architecture ?? hostArch(), options.image?.cacheDir) : undefined;
+  const from = alpine?.from ?? spec.from;
+  const src = from === 'scratch' ? null : await parseSource(from);
   let image: ResolvedImage | null = null;
   if (src && (src.kind === 'oci' || src.kind === 'docker-archive' || src.kind === 'docker')) {
     image = await resolveImage(src, { ...options.image, ...(platform ? { platform } : {}) });
@@ -57,13 +62,14 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
   const timestamp = options.timestamp ?? 0;
   const changed: string[] = [];
   let arch = '';
+  let alpineResult: AlpineStepResult | undefined;
   let summary: ImageSummary;
   try {
     summary = await writeAtomically(spec.output, writeImage);
   } finally {
     await image?.close?.(); // a registry image's background downloads, connections
   }
-  return { ...summary, output: spec.output, arch, init: initPath(spec), warnings, provisioned: changed };
+  return { ...summary, output: spec.output, arch, init: initPath(spec), warnings, provisioned: changed, alpine: alpineResult };
 
   async function writeImage(fh: FileHandle): Promise<ImageSummary> {
     const writer = new Ext4Writer(fh, {
@@ -80,6 +86,12 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
     arch = platform?.architecture ?? image?.config.architecture ?? (await detectArch(tree, writer)) ?? hostArch();
     tree.followParentLinks = true;
     const p: ProvisionContext = { tree, writer, time, onWarning, changed };
+    if (spec.alpine && alpine) {
+      alpineResult = await installAlpinePackages(p, spec.alpine, arch, alpine);
+      if (alpineResult.pending.length > 0 && spec.init !== 'wrapper') {
+        onWarning({ code: 'APK_SCRIPTS_NOT_RUN', message: `${alpineResult.pending.length} package scripts wait for the first boot, which only init: wrapper runs (${alpineResult.pending.slice(0, 3).join(', ')}…)` });
+      }
+    }
     layout(p, spec, image !== null);
     await etcFiles(p, spec);
     await installAgent(p, spec, arch, image !== null);

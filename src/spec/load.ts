@@ -10,6 +10,7 @@ import { parseDocument } from 'yaml';
 import { cannot, fail, RootforgeError } from '../errors.js';
 import type { BuildSpec, InitMode, StripItem } from './types.js';
 import { validate, type Schema } from './validate.js';
+import { resolveAlpineSpec, type AlpineSpec } from '../sources/alpine/spec.js';
 
 export const SCHEMA_PATH = new URL('../../../schema/rootforge.schema.json', import.meta.url).pathname;
 let schema: Schema | undefined;
@@ -43,6 +44,8 @@ export interface ResolvedSpec {
   overwriteEtc: boolean;
   /** Keys the spec set itself (a default never overwrites a base's file; an explicit value does). */
   explicit: Set<string>;
+  /** from: alpine:BRANCH, packages, profile, repositories, keys (src/sources/alpine/spec.ts). */
+  alpine: AlpineSpec | undefined;
 }
 
 export const DEFAULT_DNS = ['1.1.1.1', '8.8.8.8'];
@@ -118,6 +121,7 @@ export function resolveSpec(raw: unknown, baseDir: string, name: string, env: No
     output,
     overwriteEtc: s.overwriteEtc ?? false,
     explicit: new Set(Object.keys(s)),
+    alpine: resolveAlpineSpec(s, baseDir, name, shown),
   };
 }
 
@@ -127,7 +131,7 @@ function abs(p: string, base: string): string {
 
 /** Makes the path of a path-based source absolute; registry references and scratch stay. */
 function absSource(from: string, base: string): string {
-  if (from === 'scratch' || from.startsWith('docker://') || from === 'tar:-') return from;
+  if (from === 'scratch' || from.startsWith('docker://') || from.startsWith('alpine:') || from === 'tar:-') return from;
   const m = /^(tar|dir|oci|docker-archive):(.*)$/s.exec(from);
   if (m) return `${m[1]}:${abs(m[2]!, base)}`;
   return abs(from, base);

@@ -61,4 +61,12 @@ export interface BuildSpec {
   output?: string;
   /** Overwrite essential /etc files even when the base has them. Default false. */
   overwriteEtc?: boolean;
+  /** Alpine: apk dependencies to install (`name`, `name>=1.2`, `!name`). */
+  packages?: string[];
+  /** Alpine: a package list, profiles/alpine/<name>.txt (minimal, balanced, heavy) or a .txt path. */
+  profile?: string;
+  /** Alpine: repository URLs or directories holding <arch>/APKINDEX.tar.gz. */
+  repositories?: string[];
+  /** Alpine: extra trusted public key files (the base's /etc/apk/keys are trusted too). */
+  keys?: string[];
 }
