@@ -312,8 +312,10 @@ async function extract(
       const attrs = attrsOf(e);
       if (e.type === 'dir') {
         cur = null;
+        // an existing directory keeps its attributes (apk only creates missing ones), and so
+        // does a symlink standing for one (merged /usr: bin -> usr/bin), as on a mounted root
         const existing = tree.get(path);
-        if (!existing || existing.kind !== 'dir') tree.addDir(path, attrs);
+        if (!existing || (existing.kind !== 'dir' && existing.kind !== 'symlink')) tree.addDir(path, attrs);
         dirOf(path).acl = aclString('dir', attrs.uid, attrs.gid, e.mode, e.xattrs);
         return;
       }
