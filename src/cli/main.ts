@@ -16,6 +16,7 @@ import { convertCommand } from './convert.js';
 import { inspectCommand } from './inspect.js';
 import { kernelCommand } from './kernel.js';
 import { lsCommand } from './ls.js';
+import { lockAlpineCommand } from './lock-alpine.js';
 import { verifyCommand } from './verify.js';
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
@@ -29,6 +30,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   kernel: kernelCommand,
   verify: verifyCommand,
   cache: cacheCommand,
+  lock: lockAlpineCommand,
 };
 
 export const USAGE = `rootforge — reproducible ext4 root filesystems for microVMs, without root, Docker or mounts
@@ -37,6 +39,7 @@ Usage: rootforge <command> [options]
 
 Commands:
   build [SPEC] [-o <image>]     build a sandbox image from a spec (rootforge.yaml)
+  lock [SPEC]                   pin an Alpine spec's minirootfs and packages (<spec>.lock.json)
   convert <source> -o <image>   build an ext4 image from a tar archive, a directory, an OCI
                                 layout, a docker-archive or a registry image
   boot <image> [-- CMD]         boot an image in a microVM, wait for its agent, run CMD

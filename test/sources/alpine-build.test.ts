@@ -25,6 +25,8 @@ import { serveDir, type StaticServer } from '../helpers/static-server.js';
 import { ALPINE_X86, cacheDir, NO_SHARED, skipOrFail } from '../helpers/fixtures.js';
 import { debianCloudKernel } from '../helpers/kernel.js';
 import { assertFsckClean } from '../helpers/image.js';
+import { rootforge } from '../helpers/cli.js';
+import type { AlpineLock } from '../../src/sources/alpine/lock.js';
 
 let work: string;
 let key: TestKey;
@@ -132,6 +134,38 @@ test('spec keys are checked: a bad package atom and an unknown profile name the 
   writeFileSync(join(dir, 'd.yaml'), 'from: alpine:v3.23\nprofile: balanced\n');
   const d = await loadSpec(join(dir, 'd.yaml'));
   assert.ok(d.alpine!.packages.includes('apk-tools') && d.alpine!.packages.includes('python3'));
+});
+
+test('rootforge lock pins the packages; build installs exactly the lock, or fails when the repository moved on', async () => {
+  const dir = join(work, 'locked');
+  mkdirSync(dir);
+  const repoDir = join(work, 'www', 'features');
+  const specPath = join(dir, 'locked.yaml');
+  writeFileSync(specPath, `repositories: [${repoDir}]\nkeys: [../keys/${key.name}]\npackages: [tool, docs, multi]\nagent: none\ninit: wrapper\n`);
+  const r = rootforge(['lock', specPath]);
+  assert.equal(r.code, 0, r.stderr);
+  const lockPath = join(dir, 'locked.lock.json');
+  const lock = JSON.parse(readFileSync(lockPath, 'utf8')) as AlpineLock;
+  assert.equal(lock.version, 1);
+  assert.deepEqual(lock.source.world, ['tool', 'docs', 'multi']);
+  const multi = lock.packages.find((p) => p.name === 'multi')!;
+  assert.equal(multi.version, '1.10-r0');
+  assert.match(multi.checksum, /^Q1[A-Za-z0-9+/]{27}=$/);
+  // the lock wins over "newest": pin the older multi
+  const old = buildPackage(featurePackages().find((d) => d.name === 'multi' && d.version === '1.2-r0')!, key);
+  Object.assign(multi, { version: '1.2-r0', checksum: old.identity });
+  writeFileSync(lockPath, JSON.stringify(lock));
+  const spec = await loadSpec(specPath);
+  const built = await buildImage(spec);
+  assert.equal(await read(built.output, '/usr/share/multi'), '1.2\n');
+  // a repository whose docs changed (same version, other bytes): the lock refuses it
+  const moved = join(work, 'moved');
+  writeRepo(moved, featurePackages().map((d) => buildPackage(d.name === 'docs' ? { ...d, description: 'rebuilt' } : d, key)), key);
+  writeFileSync(specPath, readFileSync(specPath, 'utf8').replace(repoDir, moved));
+  const spec2 = await loadSpec(specPath);
+  spec2.output = join(dir, 'moved.ext4');
+  await assert.rejects(buildImage(spec2), (e) => isRootforgeError(e, 'APK_LOCK_MISMATCH'));
+  assert.equal(existsSync(spec2.output), false);
 });
 
 let kernel: KernelRef | null = null;

@@ -95,7 +95,7 @@ test('pinned versions (a lock) are installed exactly; a pin the repository lacks
   const pinned = await rootforgeAdd(join(work, 'pinned.ext4'), { repositories: [repo], packages: FEATURE_WORLD, keys: [keyFile], pins, firstBoot: false });
   assert.ok(pinned.installed.some((p) => p.name === 'multi' && p.version === '1.2-r0'));
   pins.set('multi', { version: '9.9-r0', checksum: multiOld.identity });
-  await assert.rejects(rootforgeAdd(join(work, 'pinned-bad.ext4'), { repositories: [repo], packages: FEATURE_WORLD, keys: [keyFile], pins, firstBoot: false }), (e) => isRootforgeError(e, 'APK_UNSATISFIABLE'));
+  await assert.rejects(rootforgeAdd(join(work, 'pinned-bad.ext4'), { repositories: [repo], packages: FEATURE_WORLD, keys: [keyFile], pins, firstBoot: false }), (e) => isRootforgeError(e, 'APK_LOCK_MISMATCH'));
 });
 
 test('same inputs, same image bytes', async () => {
