@@ -22,6 +22,7 @@ import { writePackagesManifest } from './packages/manifest.js';
 import { ingestDir } from './sources/dir.js';
 import { ingestDebian, prepareDebian, type DebianPlan } from './sources/debian/index.js';
 import type { InstalledPackage } from './sources/debian/records.js';
+import { alpineBase, installAlpinePackages, type AlpineStepResult } from './sources/alpine/step.js';
 import type { IngestContext, Progress, Warning } from './sources/types.js';
 import type { ResolvedSpec } from './spec/load.js';
 import { FsTree } from './tree/tree.js';
@@ -48,6 +49,8 @@ export interface BuildResult extends ImageSummary {
   provisioned: string[];
   /** from: debian:SUITE — what mmdebstrap installed, and the lock it followed. */
   debian?: { suite: string; codename: string | undefined; architecture: string; mode: string; epoch: number; lock: string | undefined; packages: InstalledPackage[] };
+  /** Alpine packages installed (spec packages/profile): what, the lock, scripts left for first boot. */
+  alpine?: AlpineStepResult | undefined;
 }
 
 /** parsePlatform, with the uname names of architectures accepted (linux/aarch64 is linux/arm64). */
@@ -70,7 +73,9 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
         { lockPath: spec.lockPath, lockRequired: spec.lockExplicit, epoch: options.timestamp, strip: spec.strip },
       )
     : null;
-  const src = spec.from === 'scratch' || debianPlan ? null : await parseSource(spec.from);
+  const alpine = spec.alpine ? await alpineBase(spec.alpine, platform?.architecture ?? hostArch(), options.image?.cacheDir) : undefined;
+  const from = alpine?.from ?? spec.from;
+  const src = from === 'scratch' || debianPlan ? null : await parseSource(from);
   let image: ResolvedImage | null = null;
   if (src && (src.kind === 'oci' || src.kind === 'docker-archive' || src.kind === 'docker')) {
     image = await resolveImage(src, { ...options.image, ...(platform ? { platform } : {}) });
@@ -79,6 +84,7 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
   let debian: BuildResult['debian'];
   const changed: string[] = [];
   let arch = '';
+  let alpineResult: AlpineStepResult | undefined;
   let summary: ImageSummary;
   try {
     // Never fill the disk, as convert does.
@@ -89,7 +95,7 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
   } finally {
     await image?.close?.(); // a registry image's background downloads, connections
   }
-  return { ...summary, output: spec.output, arch, init: initPath(spec), warnings, provisioned: changed, ...(debian ? { debian } : {}) };
+  return { ...summary, output: spec.output, arch, init: initPath(spec), warnings, provisioned: changed, ...(debian ? { debian } : {}), alpine: alpineResult };
 
   async function writeImage(fh: FileHandle): Promise<ImageSummary> {
     const writer = new Ext4Writer(fh, {
@@ -115,6 +121,12 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
     arch = platform?.architecture ?? image?.config.architecture ?? debianPlan?.architecture ?? detected ?? hostArch();
     tree.followParentLinks = true;
     const p: ProvisionContext = { tree, writer, time, onWarning, changed };
+    if (spec.alpine && alpine) {
+      alpineResult = await installAlpinePackages(p, spec.alpine, arch, alpine);
+      if (alpineResult.pending.length > 0 && spec.init !== 'wrapper') {
+        onWarning({ code: 'APK_SCRIPTS_NOT_RUN', message: `${alpineResult.pending.length} package scripts wait for the first boot, which only init: wrapper runs (${alpineResult.pending.slice(0, 3).join(', ')}…)` });
+      }
+    }
     layout(p, spec, image !== null);
     await etcFiles(p, spec);
     await installAgent(p, spec, arch, image !== null);

@@ -45,7 +45,8 @@ Usage: rootforge <command> [options]
 
 Commands:
   build [SPEC] [-o <image>]     build a sandbox image from a spec (rootforge.yaml)
-  lock [SPEC]                   pin a package-set base (from: debian:SUITE): versions, SHA-256
+  lock [SPEC]                   pin a package-set spec (from: debian:SUITE, or Alpine packages):
+                                exact versions and checksums, into <spec>.lock.json
   convert <source> -o <image>   build an ext4 image from a tar archive, a directory, an OCI
                                 layout, a docker-archive or a registry image
   boot <image> [-- CMD]         boot an image in a microVM, wait for its agent, run CMD

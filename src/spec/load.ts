@@ -9,8 +9,9 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { cannot, fail, RootforgeError } from '../errors.js';
 import type { BuildSpec, InitMode, StripItem } from './types.js';
-import { PACKAGE_SOURCE_KEYS, resolveDebianOptions, type DebianOptions } from '../sources/debian/options.js';
+import { debianSuite, PACKAGE_SOURCE_KEYS, resolveDebianOptions, type DebianOptions } from '../sources/debian/options.js';
 import { validate, type Schema } from './validate.js';
+import { resolveAlpineSpec, type AlpineSpec } from '../sources/alpine/spec.js';
 
 export const SCHEMA_PATH = new URL('../../../schema/rootforge.schema.json', import.meta.url).pathname;
 let schema: Schema | undefined;
@@ -50,6 +51,8 @@ export interface ResolvedSpec {
   lockExplicit: boolean;
   /** Keys the spec set itself (a default never overwrites a base's file; an explicit value does). */
   explicit: Set<string>;
+  /** from: alpine:BRANCH, packages, profile, repositories, keys (src/sources/alpine/spec.ts). */
+  alpine: AlpineSpec | undefined;
 }
 
 export const DEFAULT_DNS = ['1.1.1.1', '8.8.8.8'];
@@ -99,12 +102,23 @@ export function resolveSpec(raw: unknown, baseDir: string, name: string, env: No
     if (seen.has(u.name)) fail('SPEC_INVALID', `use spec ${shown}`, 'spec.users lists a name twice', u.name);
     seen.add(u.name);
   }
-  const debian = resolveDebianOptions(from, s, baseDir);
-  if (!debian && !/^alpine(:|$)/.test(from)) {
+  // `packages` and `repositories` serve both package-set sources: Debian's (from: debian:SUITE,
+  // repositories are objects with their key) and Alpine's (any other base, repositories are URLs
+  // or directories). The keys only Debian has need a Debian base.
+  const isDebian = debianSuite(from) !== undefined;
+  const repos = s.repositories ?? [];
+  const wrongRepo = repos.find((r) => (isDebian ? typeof r === 'string' : typeof r !== 'string'));
+  if (wrongRepo !== undefined) {
+    fail('SPEC_INVALID', `use spec ${shown}`, isDebian ? 'spec.repositories of a Debian base are objects { uri, suite, components, key }' : 'spec.repositories of an Alpine package set are URLs or directories (strings)', JSON.stringify(wrongRepo));
+  }
+  const debian = isDebian ? resolveDebianOptions(from, { ...s, repositories: repos as Exclude<(typeof repos)[number], string>[] }, baseDir) : undefined;
+  if (!isDebian) {
     for (const k of PACKAGE_SOURCE_KEYS) {
+      if (k === 'packages' || k === 'repositories') continue; // Alpine's too
       if (s[k] !== undefined) fail('SPEC_INVALID', `use spec ${shown}`, `spec.${k} needs a package-set base (from: debian:SUITE)`, from);
     }
   }
+  const alpine = isDebian ? undefined : resolveAlpineSpec({ ...s, repositories: repos as string[] }, baseDir, name, shown);
   const [fu, fg] = (s.filesOwner ?? '0:0').split(':').map(Number);
   const size = env['IMAGE_SIZE'] || s.size || 'auto';
   const outName = env['IMAGE_NAME'] ? env['IMAGE_NAME'].replace(/(\.ext4)?$/, '.ext4') : undefined;
@@ -134,6 +148,7 @@ export function resolveSpec(raw: unknown, baseDir: string, name: string, env: No
     lockPath: abs(s.lock ?? `${name}.lock.json`, baseDir),
     lockExplicit: s.lock !== undefined,
     explicit: new Set(Object.keys(s)),
+    alpine,
   };
 }
 
@@ -143,7 +158,7 @@ function abs(p: string, base: string): string {
 
 /** Makes the path of a path-based source absolute; registry references and scratch stay. */
 function absSource(from: string, base: string): string {
-  if (from === 'scratch' || from.startsWith('docker://') || from === 'tar:-') return from;
+  if (from === 'scratch' || from.startsWith('docker://') || from.startsWith('alpine:') || from === 'tar:-') return from;
   if (/^debian(:|$)/.test(from)) return from; // a package-set base, not a path
   const m = /^(tar|dir|oci|docker-archive):(.*)$/s.exec(from);
   if (m) return `${m[1]}:${abs(m[2]!, base)}`;

@@ -61,8 +61,9 @@ export interface BuildSpec {
   output?: string;
   /** Overwrite essential /etc files even when the base has them. Default false. */
   overwriteEtc?: boolean;
-  // Package-set bases (from: debian:SUITE), see src/sources/debian/options.ts
-  /** Packages to install on top of the variant. */
+  // Package-set bases: from: debian:SUITE (src/sources/debian/options.ts), or Alpine packages on
+  // any other base (src/sources/alpine/spec.ts). `packages` and `repositories` serve both.
+  /** Packages to install: Debian's on top of the variant, or apk dependencies (`name>=1.2`, `!name`). */
   packages?: string[];
   /** mmdebstrap variant (default minbase). */
   variant?: 'extract' | 'custom' | 'essential' | 'apt' | 'required' | 'minbase' | 'buildd' | 'important' | 'debootstrap' | 'standard';
@@ -70,12 +71,16 @@ export interface BuildSpec {
   components?: string[];
   /** Package mirror (default http://deb.debian.org/debian). */
   mirror?: string;
-  /** Extra apt repositories with their signing keys. */
-  repositories?: { uri: string; suite?: string; components?: string[]; key?: string }[];
-  /** Target architecture, Debian's name (amd64, arm64); default the host's. */
+  /** Debian: extra apt repositories with their signing keys. Alpine: URLs or directories holding <arch>/APKINDEX.tar.gz. */
+  repositories?: ({ uri: string; suite?: string; components?: string[]; key?: string } | string)[];
+  /** Target architecture, Debian's name (amd64, arm64); default the build's platform, else the host's. */
   architecture?: string;
   /** Install recommended packages too (default false). */
   recommends?: boolean;
   /** The lock file (default <spec name>.lock.json beside the spec, used when it exists). */
   lock?: string;
+  /** Alpine: a package list, profiles/alpine/<name>.txt (minimal, balanced, heavy) or a .txt path. */
+  profile?: string;
+  /** Alpine: extra trusted public key files (the base's /etc/apk/keys are trusted too). */
+  keys?: string[];
 }

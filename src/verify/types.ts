@@ -12,8 +12,9 @@ export type Severity = 'error' | 'warning';
  * agent     the guest agent is an executable ELF for the image's architecture (skipped without an agent)
  * elf-deps  programs' interpreters and needed libraries resolve, for the right architecture
  * elf-arch  programs are for the image's architecture (warning; theirs are not dependency-checked)
+ * first-boot  Alpine package scripts queued for the first boot and not run yet (warning)
  */
-export type CheckId = 'fsck' | 'read' | 'config' | 'dirs' | 'tmp-mode' | 'init' | 'agent' | 'elf-deps' | 'elf-arch';
+export type CheckId = 'fsck' | 'read' | 'config' | 'dirs' | 'tmp-mode' | 'init' | 'agent' | 'elf-deps' | 'elf-arch' | 'first-boot';
 
 export interface VerifyCheck {
   id: CheckId;

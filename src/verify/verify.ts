@@ -14,6 +14,7 @@ import { utf8ToByteString } from '../util/bytes.js';
 import { archByName, archOf, describeMachine, hostArch, type ArchInfo } from './arch.js';
 import { readImageConfig, AGENT_JSON_PATH, IMAGE_JSON } from './config.js';
 import { DepChecker, describeProblem, type DepProblem } from './deps.js';
+import { checkFirstBoot } from './first-boot.js';
 import { checkDirs } from './dirs.js';
 import { elfKey } from './elf.js';
 import { ElfFiles } from './elf-files.js';
@@ -28,7 +29,7 @@ import type { ArchSource, VerifyCheck, VerifyOptions, VerifyReport } from './typ
 export const DEFAULT_INIT = '/sbin/init';
 export const DEFAULT_AGENT = '/usr/sbin/rootforge-agent';
 
-const ORDER = ['fsck', 'read', 'config', 'dirs', 'tmp-mode', 'init', 'agent', 'elf-deps', 'elf-arch'];
+const ORDER = ['fsck', 'read', 'config', 'dirs', 'tmp-mode', 'init', 'agent', 'elf-deps', 'elf-arch', 'first-boot'];
 
 export async function verifyImage(path: string, options: VerifyOptions = {}): Promise<VerifyReport> {
   const start = performance.now();
@@ -66,6 +67,8 @@ export async function verifyImage(path: string, options: VerifyOptions = {}): Pr
     const agent = options.agent !== undefined ? utf8ToByteString(options.agent) : config.agentJson ? DEFAULT_AGENT : undefined;
     const agentFrom = options.agent !== undefined ? '--agent' : config.agentJson ? `default, as ${AGENT_JSON_PATH} exists` : `no agent configured (no --agent, no ${AGENT_JSON_PATH})`;
     checks.push(await checkAgent(ctx, agent, agentFrom));
+    const firstBoot = await checkFirstBoot(fs);
+    if (firstBoot) checks.push(firstBoot);
     stats = {
       filesScanned: scan.filesOpened,
       programs: scan.elfs.filter((e) => e.isProgram).length,

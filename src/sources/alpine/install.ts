@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { fail, printable } from '../../errors.js';
+import { fail, isRootforgeError, printable } from '../../errors.js';
 import type { ProvisionContext } from '../../provision/context.js';
 import { readTreeFile, writeFile } from '../../provision/context.js';
 import { FsTree } from '../../tree/tree.js';
@@ -113,7 +113,14 @@ export async function installApk(ctx: ProvisionContext, o: ApkInstallOptions): P
     const pins = o.pins;
     pool = available.filter((p) => !pins.has(p.name) || (pins.get(p.name)!.version === p.version && pins.get(p.name)!.checksum === p.checksum));
   }
-  const { install } = resolve(world, pool, base.map((b) => b.pkg));
+  let install: IndexPackage[];
+  try {
+    ({ install } = resolve(world, pool, base.map((b) => b.pkg)));
+  } catch (e) {
+    // with a lock, "nothing matches" means the repository no longer has what the lock pins
+    if (o.pins && isRootforgeError(e, 'APK_UNSATISFIABLE')) fail('APK_LOCK_MISMATCH', 'install the locked packages', `${e.message.replace(/^Cannot /, '')}; the repositories no longer have the locked version or its checksum changed (run rootforge lock again)`, undefined, e);
+    throw e;
+  }
   if (o.pins) {
     for (const p of install) if (!o.pins.has(p.name)) fail('APK_LOCK_MISMATCH', `install ${p.name}-${p.version}`, 'the lock does not list it (run rootforge lock again)', p.name);
   }
@@ -312,8 +319,10 @@ async function extract(
       const attrs = attrsOf(e);
       if (e.type === 'dir') {
         cur = null;
+        // an existing directory keeps its attributes (apk only creates missing ones), and so
+        // does a symlink standing for one (merged /usr: bin -> usr/bin), as on a mounted root
         const existing = tree.get(path);
-        if (!existing || existing.kind !== 'dir') tree.addDir(path, attrs);
+        if (!existing || (existing.kind !== 'dir' && existing.kind !== 'symlink')) tree.addDir(path, attrs);
         dirOf(path).acl = aclString('dir', attrs.uid, attrs.gid, e.mode, e.xattrs);
         return;
       }

@@ -108,13 +108,9 @@ export async function streamData(pkg: OpenedPackage, handler: ApkTarHandler, wha
   const parser = new ApkTarParser(handler, what);
   const gz = createGunzip();
   const input = pkg.data;
-  const feed = (async () => {
-    const step = 1 << 20;
-    for (let p = 0; p < input.length; p += step) {
-      if (!gz.write(input.subarray(p, p + step))) await new Promise((r) => gz.once('drain', r));
-    }
-    gz.end();
-  })();
+  // The input is in memory: hand it over whole (gunzip reads it as it is consumed) and read
+  // the output as a stream, so decompressed bytes never pile up.
+  gz.end(input);
   try {
     for await (const chunk of gz as AsyncIterable<Buffer>) {
       parser.write(chunk);
@@ -124,7 +120,7 @@ export async function streamData(pkg: OpenedPackage, handler: ApkTarHandler, wha
     if ((e as { code?: string }).code?.startsWith('Z_')) fail('APK_BAD_PACKAGE', `read ${what}`, `corrupt data stream: ${(e as Error).message}`, what, e);
     throw e;
   } finally {
-    await feed.catch(() => undefined); // gz errors are reported by the iteration above
+    gz.destroy();
   }
   parser.end();
 }
