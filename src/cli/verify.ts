@@ -28,7 +28,8 @@ Options:
   --agent PATH   guest agent (default: /usr/sbin/rootforge-agent if /etc/rootforge/agent.json
                  exists; otherwise the agent check is skipped)
   --arch ARCH    amd64, arm64, 386, arm, ppc64le, s390x, riscv64, … (default: "architecture" in
-                 /etc/rootforge/image.json, else the majority of /bin and /usr/bin, else the host's)
+                 /etc/rootforge/image.json, else in agent.json, else the majority of /bin and
+                 /usr/bin, else the host's)
   --no-fsck      do not run e2fsck
   --json         print the full report as JSON
 

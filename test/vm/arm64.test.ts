@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { convert } from '../../src/convert.js';
+import { verifyImage } from '../../src/verify/verify.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImage } from '../../src/build.js';
@@ -139,6 +140,11 @@ test('scratch for linux/arm64: the aarch64 agent, the architecture recorded; an 
     (e: unknown) => isRootforgeError(e) && e.code === 'VM_ARCH_MISMATCH' && /the image is arm64 but kernel deb-x86 is amd64/.test(e.message) && /linux-image-cloud-arm64/.test(e.message),
   );
   assert.match(readFileSync(spec.output).toString('latin1'), /"architecture": "arm64"/);
+  // verify takes the architecture from that record (scratch has no /bin to vote with)
+  const v = await verifyImage(spec.output, { fsck: false });
+  assert.equal(v.architecture.arch, 'arm64');
+  assert.equal(v.architecture.source, 'agent.json');
+  assert.ok(v.checks.find((c) => c.id === 'agent')?.ok, JSON.stringify(v.checks));
   const amd = resolveSpec({ from: 'scratch', platform: 'linux/amd64', init: 'agent', journal: false }, work, 'scratch-amd64');
   assert.equal((await buildImage(amd)).arch, 'amd64');
   assert.equal((await imageBootInfo(amd.output)).arch, 'amd64');
