@@ -24,6 +24,9 @@ import { KernelCache, fileInfo } from '../../src/vm/kernel-cache.js';
 import { resolveKernel } from '../../src/vm/kernel.js';
 import { chooseGuestAccel, machineProfile } from '../../src/vm/machine.js';
 import { kernelCmdline, qemuArgv } from '../../src/vm/qemu.js';
+import { kernelFromVmlinuz } from '../../src/vm/kernel-deb.js';
+import { isArm64Image } from '../../src/vm/kernel-elf.js';
+import { gzipSync } from 'node:zlib';
 import type { KernelRef } from '../../src/vm/types.js';
 import { goAvailable, REPO } from '../helpers/agent.js';
 import { spawnSync } from 'node:child_process';
@@ -74,6 +77,18 @@ test('QEMU for an arm64 kernel: qemu-system-aarch64 -M virt, cortex-a72 under TC
     () => qemuArgv({ image: '/i', kernel: { ...X86_KERNEL, arch: 'riscv64' } }, tcg, '/s'),
     (e: unknown) => isRootforgeError(e) && e.code === 'VM_ARCH_MISMATCH' && /riscv64/.test(e.message),
   );
+});
+
+test('vmlinuz → arm64 Image: gzip (Debian) and zstd payloads, or a plain Image; anything else is a typed error', async () => {
+  // an arm64 Image header: "ARM\x64" at 0x38, then some body
+  const image = Buffer.alloc(4096, 7);
+  image.write('ARM\x64', 0x38, 'latin1');
+  assert.ok(isArm64Image(image));
+  assert.deepEqual(await kernelFromVmlinuz(gzipSync(image), 'test'), image);
+  const z = spawnSync('zstd', ['-q', '-c'], { input: image });
+  if (z.status === 0) assert.deepEqual(await kernelFromVmlinuz(z.stdout, 'test'), image);
+  assert.deepEqual(await kernelFromVmlinuz(image, 'test'), image);
+  await assert.rejects(kernelFromVmlinuz(gzipSync(Buffer.alloc(4096, 1)), 'test'), (e: unknown) => isRootforgeError(e) && e.code === 'KERNEL_BAD_IMAGE');
 });
 
 test('a guest of another architecture than the host runs under TCG; ROOTFORGE_ACCEL still wins', () => {
