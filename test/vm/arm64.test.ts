@@ -182,6 +182,34 @@ test('a tar base of another architecture than platform: is a typed error, and no
   assert.equal(existsSync(spec.output), false);
 });
 
+test('an OCI image for arm64: built with platform linux/arm64, the arm64 agent, verify clean for aarch64', { timeout: 120_000 }, async (t) => {
+  const ALPINE_ARM64 = join(SHARED, 'fixtures/alpine/alpine-minirootfs-3.20.3-aarch64.tar.gz');
+  if (!existsSync(ALPINE_ARM64)) return skipOrFail(t, NO_SHARED);
+  if (process.getuid?.() !== 0 || spawnSync('umoci', ['--version']).status !== 0) return skipOrFail(t, 'making the OCI image needs root and umoci');
+  const agent = agentBinary();
+  if (!agent.path) return skipOrFail(t, agent.why ?? 'no agent');
+  const layout = join(work, 'oci');
+  const bundle = join(work, 'bundle');
+  const run = (cmd: string, args: string[]) => {
+    const r = spawnSync(cmd, args);
+    assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
+  };
+  run('umoci', ['init', '--layout', layout]);
+  run('umoci', ['new', '--image', `${layout}:alpine`]);
+  run('umoci', ['unpack', '--image', `${layout}:alpine`, bundle]);
+  run('tar', ['-xzf', ALPINE_ARM64, '-C', join(bundle, 'rootfs')]);
+  run('umoci', ['repack', '--image', `${layout}:alpine`, bundle]);
+  run('umoci', ['config', '--image', `${layout}:alpine`, '--architecture', 'arm64', '--os', 'linux']);
+  const spec = resolveSpec({ from: `oci:${layout}:alpine`, platform: 'linux/arm64', init: 'wrapper' }, work, 'oci-arm64');
+  const r = await buildImage(spec);
+  assert.equal(r.arch, 'arm64');
+  assert.equal((await imageBootInfo(spec.output)).arch, 'arm64');
+  const v = await verifyImage(spec.output);
+  assert.equal(v.ok, true, JSON.stringify(v.checks.filter((c) => !c.ok)));
+  assert.equal(v.architecture.arch, 'arm64');
+  assert.equal(v.architecture.source, 'image.json');
+});
+
 test('no --kernel: the default when it fits the image, else the cached kernel of the image architecture, else a clear error', async () => {
   const dir = join(work, 'kcache');
   const cache = new KernelCache(dir);
