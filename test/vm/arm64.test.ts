@@ -31,6 +31,7 @@ import type { KernelRef } from '../../src/vm/types.js';
 import { goAvailable, REPO } from '../helpers/agent.js';
 import { spawnSync } from 'node:child_process';
 import { SHARED, NO_SHARED, skipOrFail } from '../helpers/fixtures.js';
+import { rootforge } from '../helpers/cli.js';
 import { existsSync } from 'node:fs';
 
 const work = mkdtempSync(join(tmpdir(), 'rf-arm64-'));
@@ -208,6 +209,30 @@ test('an OCI image for arm64: built with platform linux/arm64, the arm64 agent, 
   assert.equal(v.ok, true, JSON.stringify(v.checks.filter((c) => !c.ok)));
   assert.equal(v.architecture.arch, 'arm64');
   assert.equal(v.architecture.source, 'image.json');
+});
+
+test('build --platform linux/arm64 --emit-firecracker-config: an aarch64 config for the arm64 Image', async (t) => {
+  const agent = agentBinary();
+  if (!agent.path) return skipOrFail(t, agent.why ?? 'no agent');
+  const kernelImage = join(work, 'Image');
+  const image = Buffer.alloc(4096, 7);
+  image.write('ARM\x64', 0x38, 'latin1');
+  writeFileSync(kernelImage, image);
+  const specPath = join(work, 'fc.yaml');
+  writeFileSync(specPath, 'from: scratch\ninit: agent\njournal: false\n');
+  const out = join(work, 'fc-arm64.ext4');
+  const fc = join(work, 'vm.json');
+  const r = rootforge(['build', specPath, '--platform', 'linux/arm64', '-o', out, '--emit-firecracker-config', fc, '--kernel', kernelImage, '--quiet']);
+  assert.equal(r.code, 0, r.stderr);
+  const cfg = JSON.parse(readFileSync(fc, 'utf8')) as { 'boot-source': { kernel_image_path: string; boot_args: string } };
+  assert.equal(cfg['boot-source'].kernel_image_path, kernelImage);
+  assert.match(cfg['boot-source'].boot_args, /^keep_bootcon console=ttyS0 reboot=k panic=1 pci=off root=\/dev\/vda /);
+  // the same spec for amd64 with that kernel: refused, no config written
+  const fc2 = join(work, 'vm2.json');
+  const bad = rootforge(['build', specPath, '--platform', 'linux/amd64', '-o', join(work, 'fc-amd64.ext4'), '--emit-firecracker-config', fc2, '--kernel', kernelImage, '--quiet']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /the image is amd64 but kernel Image is arm64.*\[VM_ARCH_MISMATCH\]/);
+  assert.equal(existsSync(fc2), false);
 });
 
 test('no --kernel: the default when it fits the image, else the cached kernel of the image architecture, else a clear error', async () => {
