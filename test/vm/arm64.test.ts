@@ -164,6 +164,10 @@ test('scratch for linux/arm64: the aarch64 agent, the architecture recorded; an 
   const amd = resolveSpec({ from: 'scratch', platform: 'linux/amd64', init: 'agent', journal: false }, work, 'scratch-amd64');
   assert.equal((await buildImage(amd)).arch, 'amd64');
   assert.equal((await imageBootInfo(amd.output)).arch, 'amd64');
+  await assert.rejects(
+    bootImage(spec.output, ARM_KERNEL, { vmm: 'firecracker', bootTimeoutMs: 5000 }),
+    (e: unknown) => process.arch === 'arm64' || (isRootforgeError(e) && e.code === 'VM_ARCH_MISMATCH' && /Firecracker runs only guests of the host's architecture/.test(e.message)),
+  );
   // an image without the record (older builds, plain converts): the agent's ELF header says it
   const dir = join(work, 'bare');
   mkdirSync(join(dir, 'usr/sbin'), { recursive: true });
