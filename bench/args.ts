@@ -41,7 +41,9 @@ Tar inputs (minbase, devbox):
 Boot (no pipelines to compare; a target instead): the scratch and Alpine examples built and booted
 N times each under QEMU with the default kernel (made from linux-image-cloud-amd64 if the kernel
 cache has none): wall time to agent ready, and on the guest clock init start → agent ready
-(target ≤ 50 ms).
+(target ≤ 50 ms). Then both built for linux/arm64 (the Alpine aarch64 minirootfs) and booted
+under qemu-system-aarch64 -M virt with an arm64 kernel (made from linux-image-cloud-arm64 if
+the cache has none; TCG on x86_64 hosts), when qemu-system-aarch64 is installed.
 
 Registry input (devbox-registry): the devbox tar cut into 4 gzip layers (an OCI layout built once
 next to the tar), pushed to a local docker-registry started for the run:

@@ -16,8 +16,10 @@ CMD it runs the image's shell with your terminal's input, if the image has one.
 
 Options:
   --kernel K            a vmlinux/bzImage path, a .deb, a package name or a cached kernel
-                        (default: the cache's default kernel; see rootforge kernel)
-  --vmm qemu|firecracker  default qemu (microvm machine; KVM when usable, else TCG)
+                        (default: the cache's default kernel, or a cached kernel of the
+                        image's architecture when the default is another; see rootforge kernel)
+  --vmm qemu|firecracker  default qemu (microvm machine, virt for arm64 images; KVM when usable
+                        and the image is this host's architecture, else TCG)
   --cpus N              default 1
   --mem MIB             default 256
   --timeout S           seconds to wait for the agent (default 60)

@@ -34,6 +34,9 @@ fetch:
   that is not in it is an error: nothing is downloaded unverified); ROOTFORGE_DOWNLOAD_BASE
   replaces each URL's scheme and host (a mirror).
 from-deb:
+  --arch ARCH                 the package's architecture, amd64 or arm64 (default: the one its name
+                              ends with, e.g. linux-image-cloud-arm64, else this machine's); another
+                              than this machine's is fetched with private apt lists (no apt setup)
   --name NAME                 cache name (default deb-<kernel release>)
   --modules A,B               more modules for the initramfs (with their dependencies)
   --without A,B               leave modules out (e.g. virtio_net,virtiofs)
@@ -158,6 +161,7 @@ export async function kernelCommand(argv: string[]): Promise<number> {
         allowMissing: values['allow-missing'] === true,
         setDefault: values.default === true ? true : 'auto',
         force: values.force === true,
+        ...(values.arch !== undefined ? { arch: parseKernelArch(values.arch) === 'aarch64' ? ('arm64' as const) : ('amd64' as const) } : {}),
         ...(values.quiet ? {} : { onLog: (l: string) => process.stderr.write(`rootforge: ${l}\n`) }),
       });
       if (!values.quiet) for (const w of r.warnings) process.stderr.write(`rootforge: warning: ${w}\n`);

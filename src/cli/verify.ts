@@ -28,7 +28,8 @@ Options:
   --agent PATH   guest agent (default: /usr/sbin/rootforge-agent if /etc/rootforge/agent.json
                  exists; otherwise the agent check is skipped)
   --arch ARCH    amd64, arm64, 386, arm, ppc64le, s390x, riscv64, … (default: "architecture" in
-                 /etc/rootforge/image.json, else the majority of /bin and /usr/bin, else the host's)
+                 /etc/rootforge/image.json, else in agent.json, else the majority of /bin and
+                 /usr/bin, else the host's)
   --no-fsck      do not run e2fsck
   --json         print the full report as JSON
 
@@ -39,7 +40,8 @@ With --boot, after the static checks pass the image is booted (see rootforge boo
   file-round-trip  a file written through the agent reads back the same
   power-off      a shutdown request stops the VM by itself
 On failure the reason and the last 40 lines of the serial console are shown.
-  --kernel K     kernel (default: the cache's default kernel; see rootforge kernel)
+  --kernel K     kernel (default: the cache's default kernel, or a cached one of the image's
+                 architecture when the default is another; see rootforge kernel)
   --vmm V        qemu (default) or firecracker
   --timeout S    seconds to wait for the agent (default 90)
 

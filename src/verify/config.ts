@@ -19,8 +19,10 @@ export interface ImageConfig {
   imageJson: boolean;
   /** agent.json's `init` (a byte string). */
   init?: string;
-  /** image.json's `architecture`, when rootforge knows it. */
+  /** image.json's `architecture`, else agent.json's (rootforge build records it), when known. */
   architecture?: string;
+  /** Which file said the architecture. */
+  architectureFrom?: 'image.json' | 'agent.json';
   check: VerifyCheck;
 }
 
@@ -64,8 +66,18 @@ export async function readImageConfig(fs: ImageFs): Promise<ImageConfig> {
     const arch = image.value?.['architecture'];
     if (arch !== undefined && typeof arch !== 'string') problems.push(cannot(`use ${IMAGE_JSON}`, 'the architecture field is not a string', JSON.stringify(arch)));
     else if (typeof arch === 'string' && arch !== '' && !archByName(arch)) problems.push(cannot(`use ${IMAGE_JSON}`, 'unknown architecture', arch));
-    else if (typeof arch === 'string' && arch !== '') out.architecture = archByName(arch)!.arch;
+    else if (typeof arch === 'string' && arch !== '') {
+      out.architecture = archByName(arch)!.arch;
+      out.architectureFrom = 'image.json';
+    }
     if (image.value) found.push(`image.json (architecture ${out.architecture ?? 'not set'})`);
+  }
+  const agentArch = agent.present ? agent.value?.['architecture'] : undefined;
+  if (agentArch !== undefined && typeof agentArch !== 'string') problems.push(cannot(`use ${AGENT_JSON_PATH}`, 'the architecture field is not a string', JSON.stringify(agentArch)));
+  else if (typeof agentArch === 'string' && agentArch !== '' && !archByName(agentArch)) problems.push(cannot(`use ${AGENT_JSON_PATH}`, 'unknown architecture', agentArch));
+  else if (typeof agentArch === 'string' && agentArch !== '' && out.architecture === undefined) {
+    out.architecture = archByName(agentArch)!.arch;
+    out.architectureFrom = 'agent.json';
   }
   const check: VerifyCheck =
     problems.length > 0

@@ -29,7 +29,7 @@ export interface VerifyCheck {
   details?: Record<string, unknown>;
 }
 
-export type ArchSource = 'option' | 'image.json' | 'binaries' | 'host';
+export type ArchSource = 'option' | 'image.json' | 'agent.json' | 'binaries' | 'host';
 
 export interface VerifyReport {
   image: string;
@@ -61,7 +61,7 @@ export interface VerifyOptions {
   init?: string;
   /** The guest agent (a path in the image). Default: /usr/sbin/rootforge-agent when /etc/rootforge/agent.json exists; else no agent check. */
   agent?: string;
-  /** The image's architecture, an OCI name (amd64, arm64, …). Default: image.json's `architecture`, else the majority of the programs in /bin and /usr/bin, else the host's. */
+  /** The image's architecture, an OCI name (amd64, arm64, …). Default: image.json's `architecture`, else agent.json's, else the majority of the programs in /bin and /usr/bin, else the host's. */
   arch?: string;
   /** Run `e2fsck -fn` on the image. Default true. */
   fsck?: boolean;

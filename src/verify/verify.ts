@@ -57,7 +57,7 @@ export async function verifyImage(path: string, options: VerifyOptions = {}): Pr
     checks.push(...(await checkDirs(fs)));
 
     const scan = await scanElfs(fs, elfs);
-    arch = chooseArch(forced, config.architecture, scan);
+    arch = chooseArch(forced, config.architecture, scan, config.architectureFrom);
     checks.push(...(await checkElfs(deps, scan, arch)));
 
     const ctx: ProgramContext = { fs, elfs, deps, arch: { ...(arch.key !== undefined ? { key: arch.key } : {}), name: arch.name, source: SOURCE_TEXT[arch.source] } };
@@ -111,6 +111,7 @@ interface ChosenArch {
 const SOURCE_TEXT: Record<ArchSource, string> = {
   option: 'from --arch',
   'image.json': `from ${IMAGE_JSON}`,
+  'agent.json': 'from /etc/rootforge/agent.json (rootforge build records it)',
   binaries: `from the programs in ${ARCH_DIRS.join(' and ')}`,
   host: "the host's, as nothing in the image says",
 };
@@ -120,10 +121,10 @@ function fromInfo(a: ArchInfo, source: ArchSource): ChosenArch {
 }
 
 /** --arch, else image.json's, else the most common among the programs in /bin and /usr/bin, else the host's. */
-function chooseArch(forced: ArchInfo | undefined, fromConfig: string | undefined, scan: ScanResult): ChosenArch {
+function chooseArch(forced: ArchInfo | undefined, fromConfig: string | undefined, scan: ScanResult, configFile: 'image.json' | 'agent.json' = 'image.json'): ChosenArch {
   if (forced) return fromInfo(forced, 'option');
   const configured = fromConfig !== undefined ? archByName(fromConfig) : undefined;
-  if (configured) return fromInfo(configured, 'image.json');
+  if (configured) return fromInfo(configured, configFile);
   const votes = new Map<string, { n: number; sample: ScanResult['elfs'][number] }>();
   for (const e of scan.elfs) {
     if (!e.isProgram || !e.inArchDir) continue;

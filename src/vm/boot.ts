@@ -8,6 +8,7 @@ import { Ext4Image } from '../ext4/reader.js';
 import type { AgentClient } from './agent-client.js';
 import { startFirecracker } from './firecracker.js';
 import { startQemu } from './qemu.js';
+import { hostArch } from '../provision/arch.js';
 import type { BootTimings, KernelRef, Vm, VmConfig } from './types.js';
 
 export interface ImageBootInfo {
@@ -118,6 +119,10 @@ export async function bootImage(image: string, kernel: KernelRef, options: BootO
     fail('VM_NO_AGENT', `boot ${image}`, 'the image has no rootforge agent (/etc/rootforge/agent.json); build it with `rootforge build`', image);
   }
   checkArch(image, info.arch, kernel);
+  if (options.vmm === 'firecracker' && kernel.arch !== hostArch()) {
+    // Firecracker is KVM only: no emulation of another architecture
+    fail('VM_ARCH_MISMATCH', `boot ${image} with Firecracker`, `Firecracker runs only guests of the host's architecture (${hostArch()}); use --vmm qemu, which emulates ${kernel.arch}`, kernel.arch);
+  }
   const config: VmConfig = { ...options, image, kernel, ...(options.init ?? info.init ? { init: options.init ?? info.init! } : {}) };
   if (options.vmm === 'firecracker') return startFirecracker(config, { vsockPort: info.vsockPort });
   return startQemu(config);

@@ -73,7 +73,7 @@ export async function resolveKernel(spec: string | undefined, opts: ResolveKerne
       const pick = same.pop();
       if (pick !== undefined) return fromEntry(pick);
       const pkg = opts.arch === 'aarch64' ? 'linux-image-cloud-arm64' : 'linux-image-cloud-amd64';
-      fail('KERNEL_NOT_FOUND', `find a ${opts.arch} kernel`, `the cache has none${entry !== undefined ? ` (the default, ${entry.name}, is ${entry.meta.arch})` : ''}: run \`rootforge kernel from-deb ${pkg}\` first`, cache.dir);
+      fail('KERNEL_NOT_FOUND', `find a kernel for ${opts.arch}`, `the cache has none${entry !== undefined ? ` (the default, ${entry.name}, is ${entry.meta.arch})` : ''}: run \`rootforge kernel from-deb ${pkg}\` first`, cache.dir);
     }
     if (entry === undefined) {
       fail('KERNEL_NOT_FOUND', 'find the default kernel', name === undefined ? 'none is set: run `rootforge kernel from-deb linux-image-cloud-amd64` (or `rootforge kernel fetch`) first' : 'the default kernel is no longer in the cache', name ?? join(cache.dir, 'default'));

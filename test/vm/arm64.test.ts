@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { convert } from '../../src/convert.js';
+import { verifyImage } from '../../src/verify/verify.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImage } from '../../src/build.js';
@@ -23,10 +24,14 @@ import { KernelCache, fileInfo } from '../../src/vm/kernel-cache.js';
 import { resolveKernel } from '../../src/vm/kernel.js';
 import { chooseGuestAccel, machineProfile } from '../../src/vm/machine.js';
 import { kernelCmdline, qemuArgv } from '../../src/vm/qemu.js';
+import { kernelFromVmlinuz } from '../../src/vm/kernel-deb.js';
+import { isArm64Image } from '../../src/vm/kernel-elf.js';
+import { gzipSync } from 'node:zlib';
 import type { KernelRef } from '../../src/vm/types.js';
 import { goAvailable, REPO } from '../helpers/agent.js';
 import { spawnSync } from 'node:child_process';
 import { SHARED, NO_SHARED, skipOrFail } from '../helpers/fixtures.js';
+import { rootforge } from '../helpers/cli.js';
 import { existsSync } from 'node:fs';
 
 const work = mkdtempSync(join(tmpdir(), 'rf-arm64-'));
@@ -73,6 +78,18 @@ test('QEMU for an arm64 kernel: qemu-system-aarch64 -M virt, cortex-a72 under TC
     () => qemuArgv({ image: '/i', kernel: { ...X86_KERNEL, arch: 'riscv64' } }, tcg, '/s'),
     (e: unknown) => isRootforgeError(e) && e.code === 'VM_ARCH_MISMATCH' && /riscv64/.test(e.message),
   );
+});
+
+test('vmlinuz → arm64 Image: gzip (Debian) and zstd payloads, or a plain Image; anything else is a typed error', async () => {
+  // an arm64 Image header: "ARM\x64" at 0x38, then some body
+  const image = Buffer.alloc(4096, 7);
+  image.write('ARM\x64', 0x38, 'latin1');
+  assert.ok(isArm64Image(image));
+  assert.deepEqual(await kernelFromVmlinuz(gzipSync(image), 'test'), image);
+  const z = spawnSync('zstd', ['-q', '-c'], { input: image });
+  if (z.status === 0) assert.deepEqual(await kernelFromVmlinuz(z.stdout, 'test'), image);
+  assert.deepEqual(await kernelFromVmlinuz(image, 'test'), image);
+  await assert.rejects(kernelFromVmlinuz(gzipSync(Buffer.alloc(4096, 1)), 'test'), (e: unknown) => isRootforgeError(e) && e.code === 'KERNEL_BAD_IMAGE');
 });
 
 test('a guest of another architecture than the host runs under TCG; ROOTFORGE_ACCEL still wins', () => {
@@ -139,9 +156,18 @@ test('scratch for linux/arm64: the aarch64 agent, the architecture recorded; an 
     (e: unknown) => isRootforgeError(e) && e.code === 'VM_ARCH_MISMATCH' && /the image is arm64 but kernel deb-x86 is amd64/.test(e.message) && /linux-image-cloud-arm64/.test(e.message),
   );
   assert.match(readFileSync(spec.output).toString('latin1'), /"architecture": "arm64"/);
+  // verify takes the architecture from that record (scratch has no /bin to vote with)
+  const v = await verifyImage(spec.output, { fsck: false });
+  assert.equal(v.architecture.arch, 'arm64');
+  assert.equal(v.architecture.source, 'agent.json');
+  assert.ok(v.checks.find((c) => c.id === 'agent')?.ok, JSON.stringify(v.checks));
   const amd = resolveSpec({ from: 'scratch', platform: 'linux/amd64', init: 'agent', journal: false }, work, 'scratch-amd64');
   assert.equal((await buildImage(amd)).arch, 'amd64');
   assert.equal((await imageBootInfo(amd.output)).arch, 'amd64');
+  await assert.rejects(
+    bootImage(spec.output, ARM_KERNEL, { vmm: 'firecracker', bootTimeoutMs: 5000 }),
+    (e: unknown) => process.arch === 'arm64' || (isRootforgeError(e) && e.code === 'VM_ARCH_MISMATCH' && /Firecracker runs only guests of the host's architecture/.test(e.message)),
+  );
   // an image without the record (older builds, plain converts): the agent's ELF header says it
   const dir = join(work, 'bare');
   mkdirSync(join(dir, 'usr/sbin'), { recursive: true });
@@ -159,6 +185,58 @@ test('a tar base of another architecture than platform: is a typed error, and no
   const spec = resolveSpec({ from: `tar:${ALPINE_X86}`, platform: 'linux/arm64' }, work, 'mismatch');
   await assert.rejects(buildImage(spec), (e: unknown) => isRootforgeError(e) && e.code === 'SOURCE_PLATFORM_MISMATCH' && /the base's programs are amd64/.test(e.message));
   assert.equal(existsSync(spec.output), false);
+});
+
+test('an OCI image for arm64: built with platform linux/arm64, the arm64 agent, verify clean for aarch64', { timeout: 120_000 }, async (t) => {
+  const ALPINE_ARM64 = join(SHARED, 'fixtures/alpine/alpine-minirootfs-3.20.3-aarch64.tar.gz');
+  if (!existsSync(ALPINE_ARM64)) return skipOrFail(t, NO_SHARED);
+  if (process.getuid?.() !== 0 || spawnSync('umoci', ['--version']).status !== 0) return skipOrFail(t, 'making the OCI image needs root and umoci');
+  const agent = agentBinary();
+  if (!agent.path) return skipOrFail(t, agent.why ?? 'no agent');
+  const layout = join(work, 'oci');
+  const bundle = join(work, 'bundle');
+  const run = (cmd: string, args: string[]) => {
+    const r = spawnSync(cmd, args);
+    assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
+  };
+  run('umoci', ['init', '--layout', layout]);
+  run('umoci', ['new', '--image', `${layout}:alpine`]);
+  run('umoci', ['unpack', '--image', `${layout}:alpine`, bundle]);
+  run('tar', ['-xzf', ALPINE_ARM64, '-C', join(bundle, 'rootfs')]);
+  run('umoci', ['repack', '--image', `${layout}:alpine`, bundle]);
+  run('umoci', ['config', '--image', `${layout}:alpine`, '--architecture', 'arm64', '--os', 'linux']);
+  const spec = resolveSpec({ from: `oci:${layout}:alpine`, platform: 'linux/arm64', init: 'wrapper' }, work, 'oci-arm64');
+  const r = await buildImage(spec);
+  assert.equal(r.arch, 'arm64');
+  assert.equal((await imageBootInfo(spec.output)).arch, 'arm64');
+  const v = await verifyImage(spec.output);
+  assert.equal(v.ok, true, JSON.stringify(v.checks.filter((c) => !c.ok)));
+  assert.equal(v.architecture.arch, 'arm64');
+  assert.equal(v.architecture.source, 'image.json');
+});
+
+test('build --platform linux/arm64 --emit-firecracker-config: an aarch64 config for the arm64 Image', async (t) => {
+  const agent = agentBinary();
+  if (!agent.path) return skipOrFail(t, agent.why ?? 'no agent');
+  const kernelImage = join(work, 'Image');
+  const image = Buffer.alloc(4096, 7);
+  image.write('ARM\x64', 0x38, 'latin1');
+  writeFileSync(kernelImage, image);
+  const specPath = join(work, 'fc.yaml');
+  writeFileSync(specPath, 'from: scratch\ninit: agent\njournal: false\n');
+  const out = join(work, 'fc-arm64.ext4');
+  const fc = join(work, 'vm.json');
+  const r = rootforge(['build', specPath, '--platform', 'linux/arm64', '-o', out, '--emit-firecracker-config', fc, '--kernel', kernelImage, '--quiet']);
+  assert.equal(r.code, 0, r.stderr);
+  const cfg = JSON.parse(readFileSync(fc, 'utf8')) as { 'boot-source': { kernel_image_path: string; boot_args: string } };
+  assert.equal(cfg['boot-source'].kernel_image_path, kernelImage);
+  assert.match(cfg['boot-source'].boot_args, /^keep_bootcon console=ttyS0 reboot=k panic=1 pci=off root=\/dev\/vda /);
+  // the same spec for amd64 with that kernel: refused, no config written
+  const fc2 = join(work, 'vm2.json');
+  const bad = rootforge(['build', specPath, '--platform', 'linux/amd64', '-o', join(work, 'fc-amd64.ext4'), '--emit-firecracker-config', fc2, '--kernel', kernelImage, '--quiet']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /the image is amd64 but kernel Image is arm64.*\[VM_ARCH_MISMATCH\]/);
+  assert.equal(existsSync(fc2), false);
 });
 
 test('no --kernel: the default when it fits the image, else the cached kernel of the image architecture, else a clear error', async () => {
