@@ -106,8 +106,9 @@ export async function bootInstance(dir: string, kernel: KernelRef, o: InstanceBo
       }
     }
     await writeFile(join(work, 'config.img'), ustar(configEntries(rec.config, env, mounts)), { mode: 0o600 });
+    const { shares: _shares, env: _env, cacheDir: _cacheDir, ...vmOptions } = o;
     const vm = await bootImage(base, kernel, {
-      ...o,
+      ...vmOptions,
       readOnlyRoot: true,
       disks,
       fsShares,
