@@ -23,6 +23,8 @@ export interface BenchOptions {
   bootOnly: boolean;
   /** Only the registry benchmark (no tar inputs). Default false. */
   registryOnly: boolean;
+  /** Only the instance benchmark (100 instances of devbox, minbase with --quick). Default false. */
+  instances: boolean;
   /** Pipelines to measure. Default all (B and C are skipped unless root). */
   pipelines: PipelineId[];
   help: boolean;
@@ -60,6 +62,8 @@ Options:
   --registry-only       only the registry benchmark
   --skip-boot           leave out the boot benchmark
   --boot-only           only the boot benchmark
+  --instances           only the instance benchmark: 100 \`instance create\` of the devbox image
+                        (minbase with --quick) against cp + debugfs + resize2fs (--runs times)
   --pipelines LIST      comma-separated subset of ours,A,B,C,gunzip,zlib (default: all)
   --order MODE          grouped (default): each pipeline's runs back to back after one untimed
                         warm-up run; interleaved: rounds of all pipelines, rotating the order
@@ -87,6 +91,7 @@ export function parseOptions(argv: string[]): BenchOptions {
         'registry-only': { type: 'boolean' },
         'skip-boot': { type: 'boolean' },
         'boot-only': { type: 'boolean' },
+        instances: { type: 'boolean' },
         pipelines: { type: 'string' },
         order: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -114,5 +119,5 @@ export function parseOptions(argv: string[]): BenchOptions {
   if (bootOnly && (quick || skipBoot || registryOnly)) {
     benchFail('BENCH_USAGE', 'use --boot-only', `it contradicts ${quick ? '--quick' : skipBoot ? '--skip-boot' : '--registry-only'}`);
   }
-  return { runs, order, quick, skipRegistry, registryOnly, skipBoot, bootOnly, pipelines: pipelines as PipelineId[], help: values.help ?? false };
+  return { runs, order, quick, skipRegistry, registryOnly, skipBoot, bootOnly, instances: values.instances ?? false, pipelines: pipelines as PipelineId[], help: values.help ?? false };
 }

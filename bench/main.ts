@@ -18,6 +18,7 @@ import { DEVBOX, MINBASE, ensureInput } from './fixtures.js';
 import { machineInfo } from './machine.js';
 import { PIPELINES, type Pipeline } from './pipelines.js';
 import { benchBoot, formatBoot } from './boot.js';
+import { benchInstances, formatInstances } from './instances.js';
 import { benchRegistry, REGISTRY_INPUT } from './registry-bench.js';
 import { formatInput, summarize, writeResults, type BenchReport, type InputResult } from './report.js';
 import { isInterrupted, log, markInterrupted, runPipelines } from './runner.js';
@@ -57,6 +58,13 @@ async function main(argv: string[]): Promise<number> {
     const files = await writeResults(RESULTS_DIR, report);
     log(`wrote ${files.join(', ')}`);
   };
+  if (opts.instances) {
+    const spec = opts.quick ? MINBASE : DEVBOX;
+    report.instances = await benchInstances(await ensureInput(spec, log), spec.name, 100, opts.runs, log);
+    process.stdout.write(formatInstances(report.instances) + '\n\n');
+    log(`wrote ${(await writeResults(RESULTS_DIR, report)).join(', ')}`);
+    return 0;
+  }
   const selected = PIPELINES.filter((p) => opts.pipelines.includes(p.id));
   const tarInputs = opts.registryOnly || opts.bootOnly ? [] : opts.quick ? [MINBASE] : [MINBASE, DEVBOX];
   if (selected.length === 0 && tarInputs.length > 0) log(`tar inputs: none of ${PIPELINES.map((p) => p.id).join(', ')} selected by --pipelines; skipped`);

@@ -108,6 +108,8 @@ export interface BenchReport {
   inputs: InputResult[];
   /** The boot benchmark (scratch and Alpine examples under QEMU). */
   boot?: import('./boot.js').BootBenchResult;
+  /** The instance benchmark (--instances). */
+  instances?: import('./instances.js').InstancesBenchResult;
 }
 
 export function median(xs: readonly number[]): number {

@@ -50,6 +50,13 @@ export type { Vm, VmConfig, KernelRef, BootTimings } from './vm/types.js';
 export { resolveKernel, kernelFetch, kernelFromDeb, KernelCache, type ResolvedKernel } from './vm/kernel.js';
 export { bootImage, checkBoot, imageBootInfo, type BootOptions, type BootCheckReport } from './vm/boot.js';
 
+// sandbox instances (a read-only base + a writable disk each)
+export { createInstance, type CreateInstanceOptions, type CreateInstanceResult } from './instance/create.js';
+export { bootInstance, parseShare, type InstanceBootOptions, type ShareSpec } from './instance/boot.js';
+export { describeInstance, listInstances, removeInstance, resetInstance, resizeInstance, setInstanceEnv, isInstanceDir, type InstanceInfo } from './instance/manage.js';
+export { readRecord, type InstanceRecord, type InstanceConfig } from './instance/record.js';
+export { findVirtiofsd, type Virtiofsd } from './vm/virtiofsd.js';
+
 // static verification
 export { verifyImage, DEFAULT_INIT, DEFAULT_AGENT } from './verify/verify.js';
 export { formatReport, type RenderOptions } from './verify/render.js';

@@ -106,18 +106,39 @@ export async function bootInstance(dir: string, kernel: KernelRef, o: InstanceBo
       }
     }
     await writeFile(join(work, 'config.img'), ustar(configEntries(rec.config, env, mounts)), { mode: 0o600 });
+    const { shares: _shares, env: _env, cacheDir: _cacheDir, ...vmOptions } = o;
     const vm = await bootImage(base, kernel, {
-      ...o,
+      ...vmOptions,
       readOnlyRoot: true,
       disks,
       fsShares,
       extraCmdline: [...(o.extraCmdline ?? []), `rootforge.upper=${diskDevice(0)}`, `rootforge.config=${diskDevice(1)}`],
     });
-    return new InstanceVm(vm, cleanups);
+    const ivm = new InstanceVm(vm, cleanups);
+    await checkOverlayRoot(ivm, dir);
+    return ivm;
   } catch (e) {
     const failures = await cleanups.run();
     if (failures.length > 0) throw new AggregateError([e, ...failures], (e as Error).message);
     throw e;
+  }
+}
+
+/**
+ * An initramfs older than instance support ignores rootforge.upper= and boots the bare base:
+ * that must be a clear failure, not a sandbox silently without its disk and config.
+ */
+async function checkOverlayRoot(vm: Vm, dir: string): Promise<void> {
+  let mounts: string;
+  try {
+    mounts = (await vm.agent.readFile('/proc/mounts')).toString('utf8');
+  } catch (e) {
+    await vm.kill();
+    throw e;
+  }
+  if (!/^overlay \/ overlay /m.test(mounts)) {
+    await vm.kill();
+    fail('VM_START_FAILED', `boot instance ${dir}`, 'the guest\'s root is not the overlay: the kernel\'s initramfs predates instance support (rebuild it: rootforge kernel from-deb PACKAGE --force)', mounts.split('\n').find((l) => / \/ /.test(l)) ?? '');
   }
 }
 

@@ -193,6 +193,21 @@ test('wrapper init (Alpine example, a writable base): the same', { timeout: 900_
   spec.files = probe!;
   await buildImage(spec);
   await scenario('alpine', spec.output, k, { memMiB: 256, loginShell: true });
+
+  // the same through the CLI: rootforge boot DIR --env --share -- CMD
+  const dir = join(work, 'alpine-cli');
+  await createInstance(spec.output, dir, { sizeBytes: 64 * 2 ** 20, hostname: 'cli-box', env: { FROM_CREATE: 'one' }, cacheDir: hashCache });
+  const ws = join(work, 'alpine-cli-ws');
+  mkdirSync(ws);
+  writeFileSync(join(ws, 'in.txt'), 'shared\n');
+  const shareArgs = findVirtiofsd() ? ['--share', `${ws}:/workspace`] : [];
+  const r = spawnSync(
+    process.execPath,
+    [new URL('../../../bin/rootforge', import.meta.url).pathname, 'boot', dir, '--kernel', k.name, '--cache-dir', kernelCache, '--timeout', '240', '--env', 'FROM_BOOT=two', ...shareArgs, '--', 'sh', '-c', 'echo "$FROM_CREATE $FROM_BOOT $(hostname)"; cat /workspace/in.txt 2>/dev/null || true'],
+    { input: '', encoding: 'utf8', env: { ...process.env, XDG_CACHE_HOME: join(work, 'xdg') } },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, `one two cli-box\n${shareArgs.length > 0 ? 'shared\n' : ''}`);
 });
 
 /** Debian bookworm minbase + systemd from mmdebstrap, cached beside the other test fixtures. */
