@@ -25,6 +25,8 @@ export interface BenchOptions {
   registryOnly: boolean;
   /** Pipelines to measure. Default all (B and C are skipped unless root). */
   pipelines: PipelineId[];
+  /** Only the distro benchmark (the devbox from Debian packages; see distro.ts). Default false. */
+  distro: boolean;
   help: boolean;
 }
 
@@ -59,6 +61,10 @@ Options:
   --skip-boot           leave out the boot benchmark
   --boot-only           only the boot benchmark
   --pipelines LIST      comma-separated subset of ours,A,B,C,gunzip,zlib (default: all)
+  --distro              only the distro benchmark: examples/devbox.yaml built by rootforge
+                        (mmdebstrap → pipe → ext4) against the same mmdebstrap writing its tar
+                        to /dev/null (goal ≤ 1.10×) and the seed's pipeline without Docker
+                        (mmdebstrap → directory, mke2fs -d, resize2fs -M); downloads every run
   --order MODE          grouped (default): each pipeline's runs back to back after one untimed
                         warm-up run; interleaved: rounds of all pipelines, rotating the order
   -h, --help            this text
@@ -87,6 +93,7 @@ export function parseOptions(argv: string[]): BenchOptions {
         'boot-only': { type: 'boolean' },
         pipelines: { type: 'string' },
         order: { type: 'string' },
+        distro: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -112,5 +119,5 @@ export function parseOptions(argv: string[]): BenchOptions {
   if (bootOnly && (quick || skipBoot || registryOnly)) {
     benchFail('BENCH_USAGE', 'use --boot-only', `it contradicts ${quick ? '--quick' : skipBoot ? '--skip-boot' : '--registry-only'}`);
   }
-  return { runs, order, quick, skipRegistry, registryOnly, skipBoot, bootOnly, pipelines: pipelines as PipelineId[], help: values.help ?? false };
+  return { runs, order, quick, skipRegistry, registryOnly, skipBoot, bootOnly, pipelines: pipelines as PipelineId[], distro: values.distro ?? false, help: values.help ?? false };
 }
