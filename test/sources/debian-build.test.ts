@@ -17,7 +17,10 @@ import { Ext4Image } from '../../src/ext4/reader.js';
 import { checkLock, type LockFile } from '../../src/sources/debian/lock.js';
 import { chooseMode } from '../../src/sources/debian/host.js';
 import { loadSpec } from '../../src/spec/load.js';
-import { skipOrFail } from '../helpers/fixtures.js';
+import { bootImage, checkBoot } from '../../src/vm/boot.js';
+import { kernelRef } from '../../src/vm/kernel-ref.js';
+import { cacheDir, skipOrFail } from '../helpers/fixtures.js';
+import { debianCloudKernel } from '../helpers/kernel.js';
 
 const work = mkdtempSync(join(tmpdir(), 'rf-debian-build-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
@@ -88,6 +91,18 @@ test('lock, then two builds from the lock: exactly the locked packages, byte-ide
     assert.doesNotMatch((await img.readData(resolv)).toString(), new RegExp(readFileSync('/etc/resolv.conf', 'utf8').split('\n').find((l) => l.startsWith('nameserver'))?.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') ?? '^$^'), "not the host's resolv.conf");
   } finally {
     await img.close();
+  }
+
+  // it boots: the agent as PID 1 on Debian, a command through Debian's sh, a file round trip
+  if (process.arch === 'x64' && spawnSync('qemu-system-x86_64', ['--version']).status === 0) {
+    const deb = await debianCloudKernel();
+    if ('skip' in deb) skipOrFail(t, deb.skip);
+    else {
+      const kernel = await kernelRef(deb.path, { cacheDir: join(cacheDir(), 'kernel-cache') });
+      const vm = await bootImage(a.output, kernel, { bootTimeoutMs: 300_000 });
+      const report = await checkBoot(vm, ['. /etc/os-release && test "$VERSION_CODENAME" = trixie', 'test -s /etc/ssl/certs/ca-certificates.crt'], '/bin/sh');
+      assert.ok(report.ok, JSON.stringify(report.checks) + (report.consoleTail ?? ''));
+    }
   }
 
   // a stale lock: the spec asks for another package set
