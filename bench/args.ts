@@ -27,6 +27,8 @@ export interface BenchOptions {
   instances: boolean;
   /** Pipelines to measure. Default all (B and C are skipped unless root). */
   pipelines: PipelineId[];
+  /** Only the distro benchmark (the devbox from Debian packages; see distro.ts). Default false. */
+  distro: boolean;
   help: boolean;
 }
 
@@ -65,6 +67,10 @@ Options:
   --instances           only the instance benchmark: 100 \`instance create\` of the devbox image
                         (minbase with --quick) against cp + debugfs + resize2fs (--runs times)
   --pipelines LIST      comma-separated subset of ours,A,B,C,gunzip,zlib (default: all)
+  --distro              only the distro benchmark: examples/devbox.yaml built by rootforge
+                        (mmdebstrap → pipe → ext4) against the same mmdebstrap writing its tar
+                        to /dev/null (goal ≤ 1.10×) and the seed's pipeline without Docker
+                        (mmdebstrap → directory, mke2fs -d, resize2fs -M); downloads every run
   --order MODE          grouped (default): each pipeline's runs back to back after one untimed
                         warm-up run; interleaved: rounds of all pipelines, rotating the order
   -h, --help            this text
@@ -94,6 +100,7 @@ export function parseOptions(argv: string[]): BenchOptions {
         instances: { type: 'boolean' },
         pipelines: { type: 'string' },
         order: { type: 'string' },
+        distro: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -119,5 +126,5 @@ export function parseOptions(argv: string[]): BenchOptions {
   if (bootOnly && (quick || skipBoot || registryOnly)) {
     benchFail('BENCH_USAGE', 'use --boot-only', `it contradicts ${quick ? '--quick' : skipBoot ? '--skip-boot' : '--registry-only'}`);
   }
-  return { runs, order, quick, skipRegistry, registryOnly, skipBoot, bootOnly, instances: values.instances ?? false, pipelines: pipelines as PipelineId[], help: values.help ?? false };
+  return { runs, order, quick, skipRegistry, registryOnly, skipBoot, bootOnly, instances: values.instances ?? false, pipelines: pipelines as PipelineId[], distro: values.distro ?? false, help: values.help ?? false };
 }

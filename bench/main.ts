@@ -19,6 +19,7 @@ import { machineInfo } from './machine.js';
 import { PIPELINES, type Pipeline } from './pipelines.js';
 import { benchBoot, formatBoot } from './boot.js';
 import { benchInstances, formatInstances } from './instances.js';
+import { benchDistro, formatDistro } from './distro.js';
 import { benchRegistry, REGISTRY_INPUT } from './registry-bench.js';
 import { formatInput, summarize, writeResults, type BenchReport, type InputResult } from './report.js';
 import { isInterrupted, log, markInterrupted, runPipelines } from './runner.js';
@@ -43,6 +44,11 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   requireTool('e2fsck'); // every image is checked with it: fail before any work
+  if (opts.distro) {
+    const r = await benchDistro(opts.runs, RESULTS_DIR);
+    process.stdout.write(formatDistro(r) + '\n');
+    return 0;
+  }
   const report: BenchReport = {
     startedAt: new Date().toISOString(),
     options: { runs: opts.runs, order: opts.order, quick: opts.quick, pipelines: opts.pipelines, skipRegistry: opts.skipRegistry, registryOnly: opts.registryOnly, skipBoot: opts.skipBoot, bootOnly: opts.bootOnly },

@@ -125,6 +125,10 @@ export async function buildCommand(argv: string[]): Promise<number> {
       `${result.output}: ${formatBytes(result.sizeBytes)}, linux/${result.arch}, init ${result.init}, ` +
         `${result.files} files, ${formatBytes(result.freeBlocks * 4096)} free, UUID ${result.uuid}\n`,
     );
+    if (result.debian) {
+      const d = result.debian;
+      process.stderr.write(`  debian:${d.suite}${d.codename && d.codename !== d.suite ? ` (${d.codename})` : ''} ${d.architecture}: ${d.packages.length} packages, mmdebstrap mode ${d.mode}, SOURCE_DATE_EPOCH ${d.epoch}${d.lock ? `, from lock ${d.lock}` : ''}\n`);
+    }
   }
   return 0;
 }

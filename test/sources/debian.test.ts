@@ -147,3 +147,16 @@ test('extra repositories: one deb822 file, keys inline in Signed-By (armor equal
   assert.equal(second, 'Types: deb\nURIs: http://127.0.0.1/extra\nSuites: bookworm\nComponents: main\n');
   await assert.rejects(extraSourcesText({ ...o, repositories: [{ ...o.repositories[0]!, key: join(work, 'missing.asc') }] }), (e) => isRootforgeError(e, 'SOURCE_NOT_FOUND'));
 });
+
+test('not root and no user namespaces for this user: DEBIAN_NO_MODE names the fix (run as nobody)', (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root to switch to nobody');
+  const setpriv = spawnSync('setpriv', ['--version']);
+  if (setpriv.status !== 0) return skipOrFail(t, 'setpriv (util-linux) is missing');
+  const mod = new URL('../../src/sources/debian/host.js', import.meta.url).href;
+  const script = `import(${JSON.stringify(mod)}).then((m) => { try { console.log(m.chooseMode()); } catch (e) { console.log(e.code + ' ' + e.message); } })`;
+  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], { encoding: 'utf8', cwd: '/' });
+  assert.equal(r.status, 0, r.stderr);
+  // nobody has no subordinate id range here (and may lack more): the message says what to do
+  assert.match(r.stdout, /^DEBIAN_NO_MODE Cannot run mmdebstrap: not root, and user namespaces are not usable: .*(subuid|newuidmap|sysctl)/);
+  assert.match(r.stdout, /Run as root, or fix the above for unshare mode/);
+});
