@@ -118,7 +118,7 @@ export function resolveSpec(raw: unknown, baseDir: string, name: string, env: No
       if (s[k] !== undefined) fail('SPEC_INVALID', `use spec ${shown}`, `spec.${k} needs a package-set base (from: debian:SUITE)`, from);
     }
   }
-  const alpine = isDebian ? undefined : resolveAlpineSpec({ ...s, repositories: repos as string[] }, baseDir, name, shown);
+  const alpine = isDebian ? undefined : resolveAlpineSpec({ ...s, repositories: s.repositories as string[] | undefined }, baseDir, name, shown);
   const [fu, fg] = (s.filesOwner ?? '0:0').split(':').map(Number);
   const size = env['IMAGE_SIZE'] || s.size || 'auto';
   const outName = env['IMAGE_NAME'] ? env['IMAGE_NAME'].replace(/(\.ext4)?$/, '.ext4') : undefined;
