@@ -129,7 +129,8 @@ export async function convert(source: string | SourceSpec, output: string, optio
     const summary = { ...built, timings: { [RESOLVE_TIMING]: resolveMs, ...waited, ...built.timings } };
     if (cache) {
       const { image: _image, ...plain } = summary;
-      await cache.store(key, output, { source: image.source, manifestDigest: image.manifestDigest, sizeBytes: summary.sizeBytes, toolVersion: version(), summary: plain });
+      const kept = await cache.store(key, output, { source: image.source, manifestDigest: image.manifestDigest, sizeBytes: summary.sizeBytes, toolVersion: version(), summary: plain }, options.minFreeBytes);
+      if (!kept.stored) onWarning({ code: 'CACHE_SKIPPED', message: `The image was not kept in the image cache: ${kept.reason}` });
     }
     return { ...summary, ...(cache ? { cacheHit: false } : {}), output, source: src, warnings };
   } catch (e) {
@@ -255,6 +256,7 @@ export async function resolveImage(src: Extract<SourceSpec, { kind: 'oci' | 'doc
     ...(options.dockerConfigDir ? { dockerConfigDir: options.dockerConfigDir } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...limits,
+    ...(options.minFreeBytes !== undefined ? { minFreeBytes: options.minFreeBytes } : {}),
     ...(options.minBytesPerSecond !== undefined ? { minBytesPerSecond: options.minBytesPerSecond } : {}),
     ...(options.rateWindowMs !== undefined ? { rateWindowMs: options.rateWindowMs } : {}),
   });

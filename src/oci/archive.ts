@@ -186,7 +186,9 @@ export async function indexTar(path: string, source: string): Promise<Map<string
         if (type === 'L') longName = body.toString('latin1').replace(/\0+$/, '');
         else if (type === 'x') pax = readPax(body, pos, source);
       } else {
-        const name = (pax?.path ?? longName ?? h.name).replace(/^\.\//, '').replace(/\/$/, '');
+        // PAX values are byte strings; manifest.json names the members in UTF-8.
+        const paxPath = pax?.path !== undefined ? Buffer.from(pax.path, 'latin1').toString('utf8') : undefined;
+        const name = (paxPath ?? longName ?? h.name).replace(/^\.\//, '').replace(/\/$/, '');
         if (pax?.size !== undefined) dataSize = pax.size;
         if (type === '0' || type === '\0' || type === '7') out.set(name, { offset: dataAt, size: dataSize });
         longName = undefined;

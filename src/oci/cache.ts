@@ -11,10 +11,12 @@
  * `prune` removes.
  */
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
 import type { ImageSummary } from '../ext4/writer.js';
+import { defaultMinFree } from '../util/atomic.js';
+import { formatBytes } from '../util/size.js';
 import { BlobStore } from './blobstore.js';
 
 export { defaultCacheDir } from '../util/cache-dir.js';
@@ -61,15 +63,30 @@ export class ImageCache {
     }
   }
 
-  /** Copies a finished image into the cache under `key`. */
-  async store(key: string, image: string, meta: Omit<CachedImage, 'key' | 'path'>): Promise<void> {
+  /**
+   * Copies a finished image into the cache under `key`. Returns a reason instead (and stores
+   * nothing) when the copy would leave the cache's filesystem with less than `minFreeBytes` free
+   * (default max(1 GiB, 5 %), as for outputs): a cache never fills the disk.
+   */
+  async store(key: string, image: string, meta: Omit<CachedImage, 'key' | 'path'>, minFreeBytes?: number): Promise<{ stored: true } | { stored: false; reason: string }> {
     await mkdir(this.dir, { recursive: true });
+    try {
+      const [fs, st] = await Promise.all([statfs(this.dir), stat(image)]);
+      const avail = fs.bavail * fs.bsize;
+      const reserve = minFreeBytes ?? defaultMinFree(fs.blocks * fs.bsize);
+      if (avail - st.size < reserve) {
+        return { stored: false, reason: `copying ${formatBytes(st.size)} would leave ${this.dir} less than ${formatBytes(reserve)} free (${formatBytes(avail)} available)` };
+      }
+    } catch (e) {
+      fail('CACHE_IO', 'store image in the cache', (e as Error).message, this.dir, e);
+    }
     const tmp = join(this.dir, `.${key}.${process.pid}.${counter++}.tmp`);
     try {
       await copyFile(image, tmp);
       await rename(tmp, join(this.dir, `${key}.ext4`));
       await writeFile(`${tmp}.json`, JSON.stringify({ key, ...meta }, null, 2) + '\n');
       await rename(`${tmp}.json`, join(this.dir, `${key}.json`));
+      return { stored: true };
     } catch (e) {
       await unlink(tmp).catch(() => undefined); // best effort: the failure below is what matters
       await unlink(`${tmp}.json`).catch(() => undefined);

@@ -14,9 +14,11 @@
  * cached needs no network; a by-tag pull always asks the registry (tags move).
  */
 import { createReadStream } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, statfs, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail, RootforgeError } from '../errors.js';
+import { defaultMinFree } from '../util/atomic.js';
+import { formatBytes } from '../util/size.js';
 import { type Credentials } from './auth.js';
 import { BlobStore } from './blobstore.js';
 import { readVerified } from './digest.js';
@@ -57,6 +59,8 @@ export interface PullOptions {
   backoffMs?: number;
   /** Most layers the image may have. Default 1000 (DEFAULT_MAX_LAYERS). */
   maxLayers?: number;
+  /** Free space the cache's filesystem keeps: a pull whose blobs would take it is refused. Default max(1 GiB, 5 %). */
+  minFreeBytes?: number;
   /**
    * Slowest accepted transfer, bytes/s, averaged over `rateWindowMs` of waiting for the server;
    * slower fails with OCI_TRANSFER_TOO_SLOW (the partial is kept). 0: no floor. Default 1024.
@@ -138,6 +142,7 @@ export async function openRegistryImage(ref: RegistryRef, opts: PullOptions): Pr
     const tracker = { done: 0, total: 0 };
     const all = [...new Map([manifest.config, ...manifest.layers].map((d) => [d.digest, d])).values()];
     for (const d of all) if (!(await store.has(d.digest))) tracker.total += d.size;
+    await checkCacheSpace(opts.cacheDir, tracker.total, opts.minFreeBytes, source);
     const configCounts = await fetchBlobs(client, store, ref.repository, [manifest.config], 1, { ...opts, tracker });
     const config = parseConfig(
       await readVerified(store.path(manifest.config.digest), manifest.config.digest, `read config of ${source}`),
@@ -220,6 +225,27 @@ export async function openRegistryImage(ref: RegistryRef, opts: PullOptions): Pr
     return image;
   } finally {
     if (!handedOver) client.close();
+  }
+}
+
+/**
+ * Blob sizes are declared by the registry (and then enforced): refuses a pull whose blobs would
+ * leave the cache's filesystem with less than the free-space reserve, before downloading any.
+ */
+async function checkCacheSpace(cacheDir: string, bytes: number, minFreeBytes: number | undefined, source: string): Promise<void> {
+  let avail: number;
+  let total: number;
+  try {
+    await mkdir(cacheDir, { recursive: true });
+    const fs = await statfs(cacheDir);
+    avail = fs.bavail * fs.bsize;
+    total = fs.blocks * fs.bsize;
+  } catch (e) {
+    return fail('CACHE_IO', `pull ${source}`, (e as NodeJS.ErrnoException).code ?? String(e), cacheDir, e);
+  }
+  const reserve = minFreeBytes ?? defaultMinFree(total);
+  if (avail - bytes < reserve) {
+    fail('OUTPUT_DISK_FULL', `pull ${source}`, `its blobs declare ${formatBytes(bytes)} still to download, which would leave the cache's filesystem less than ${formatBytes(reserve)} free (${formatBytes(avail)} available)`, cacheDir);
   }
 }
 

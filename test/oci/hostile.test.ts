@@ -335,3 +335,33 @@ test('a conversion killed with SIGKILL leaves its temp output; the next run to t
   await convert(`dir:${src}`, out);
   assert.deepEqual(readdirSync(outDir), ['root.img']);
 });
+
+test('the image cache is not filled past the free-space reserve either: the copy is skipped with a warning', { timeout: 60_000 }, async (t) => {
+  if (process.getuid?.() !== 0) return skipOrFail(t, 'mounting a small tmpfs needs root');
+  const cacheDir = fresh('small-cache');
+  mkdirSync(cacheDir);
+  const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1000m', 'tmpfs', cacheDir]);
+  if (mount.status !== 0) return skipOrFail(t, `cannot mount a tmpfs: ${mount.stderr.toString()}`);
+  t.after(() => {
+    const u = spawnSync('umount', [cacheDir]);
+    assert.equal(u.status, 0, `umount ${cacheDir}: ${u.stderr.toString()}`);
+  });
+  const out = fresh('out.img');
+  const r = await convert(`oci:${layoutWith(() => undefined)}:v1`, out, { cacheDir });
+  assert.equal(r.cacheHit, false);
+  assert.deepEqual(r.warnings.map((w) => w.code), ['CACHE_SKIPPED']);
+  assert.match(r.warnings[0]!.message, /would leave .* less than 1\.00 GiB free/);
+  assert.deepEqual(readdirSync(join(cacheDir, 'images')), []);
+  assert.ok(existsSync(out));
+});
+
+test('a registry declaring a 1 TiB layer: OUTPUT_DISK_FULL before any blob is downloaded', async (t) => {
+  const huge = fakeImage([layer], { layerDescriptors: [{ digest: `sha256:${'1'.repeat(64)}`, size: 2 ** 40 }] });
+  const registry = await startFakeRegistry(t, { 'app/huge:v1': huge });
+  const cacheDir = fresh('cache');
+  await assert.rejects(
+    pullImage(parseDockerReference(`${registry.host}/app/huge:v1`), pullOpts(cacheDir)),
+    (e) => isRootforgeError(e, 'OUTPUT_DISK_FULL') && e.message.includes('1024.00 GiB still to download'),
+  );
+  assert.equal(registry.requests.filter((r) => r.path.includes('/blobs/')).length, 0);
+});
