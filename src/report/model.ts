@@ -46,6 +46,7 @@ export interface ImageReport {
   packages: PackageSize[];
   byPackage: SizeNode;
   largestFiles: { path: string; bytes: number; size: number; package: string | null }[];
+  /** What each strip: item leaves out: bytes (subdirectories included) and non-directory entries. */
   strip: { item: string; bytes: number; files: number }[];
 }
 
@@ -157,10 +158,11 @@ export async function buildReport(img: Ext4Image, options: { largest?: number } 
     const leftOut = stripFilter([item])!;
     let bytes = 0;
     let files = 0;
+    // strip leaves out the directories below its prefixes too (the prefix directories stay)
     for (const e of entries) {
-      if (e.kind === 'dir' || !leftOut(e.path.slice(1))) continue;
+      if (!leftOut(e.path.slice(1))) continue;
       bytes += e.bytes;
-      files++;
+      if (e.kind !== 'dir') files++;
     }
     return { item, bytes, files };
   });

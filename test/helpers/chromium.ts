@@ -27,6 +27,10 @@ export class Browser {
   readonly events: Msg[] = [];
 
   private constructor(private readonly proc: ChildProcess, private readonly profile: string) {
+    proc.once('exit', () => {
+      for (const p of this.pending.values()) p.reject(new Error('chromium exited'));
+      this.pending.clear();
+    });
     const out = proc.stdio[4] as Readable;
     out.setEncoding('utf8');
     out.on('data', (chunk: string) => {
@@ -55,7 +59,8 @@ export class Browser {
       '--disable-component-update', '--disable-sync', '--disable-extensions', '--disable-dev-shm-usage', '--mute-audio',
       `--user-data-dir=${profile}`, `--window-size=${width},${height}`, '--remote-debugging-pipe', 'about:blank',
     ];
-    const proc = spawn(CHROMIUM, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
+    // its own process group, so close() can end the renderer and helper processes too
+    const proc = spawn(CHROMIUM, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], detached: true });
     let stderr = '';
     proc.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     const b = new Browser(proc, profile);
@@ -111,13 +116,19 @@ export class Browser {
     return page;
   }
 
+  /** Asks the browser to quit, kills its process group if it has not within 10 s, removes the profile. */
   async close(): Promise<void> {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) {
-      const gone = new Promise((r) => this.proc.once('exit', r));
-      this.proc.kill('SIGKILL');
-      await gone;
+    const gone = new Promise<void>((r) => (this.proc.exitCode !== null || this.proc.signalCode !== null ? r() : this.proc.once('exit', () => r())));
+    const asked = this.send('Browser.close', {}, undefined, 10_000).catch((e: Error) => e);
+    const timedOut = await Promise.race([gone.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 10_000).unref())]);
+    await asked;
+    try {
+      process.kill(-this.proc.pid!, 'SIGKILL'); // helpers left behind (or everything, after the timeout)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e; // ESRCH: the group is already gone
     }
-    rmSync(this.profile, { recursive: true, force: true });
+    if (timedOut) await gone;
+    rmSync(this.profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 }
 

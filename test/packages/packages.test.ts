@@ -56,6 +56,27 @@ test('dpkg status parsing: states, Source with a version', () => {
   ]);
 });
 
+test('distroless status.d: one stanza per file, .md5sums skipped, read through any PackageFs', async () => {
+  const files: Record<string, string> = {
+    'var/lib/dpkg/status.d/base': 'Package: base-files\nVersion: 12.4\nArchitecture: amd64\n',
+    'var/lib/dpkg/status.d/libc6': 'Package: libc6\nVersion: 2.36-9\nArchitecture: amd64\nSource: glibc\n',
+    'var/lib/dpkg/status.d/libc6.md5sums': 'd41d8cd98f00b204e9800998ecf8427e  lib/x\n',
+  };
+  const fs = {
+    readFile: async (p: string) => (p in files ? Buffer.from(files[p]!) : null),
+    list: async (p: string) => (p === 'var/lib/dpkg/status.d' ? Object.keys(files).map((f) => f.split('/').pop()!) : null),
+  };
+  const db = await readPackageDb(fs);
+  assert.deepEqual(db, {
+    manager: 'dpkg',
+    packages: [
+      { name: 'base-files', version: '12.4', architecture: 'amd64', source: 'base-files', installedSize: 0 },
+      { name: 'libc6', version: '2.36-9', architecture: 'amd64', source: 'glibc', installedSize: 0 },
+    ],
+  });
+  assert.equal(await readPackageDb({ readFile: async () => null, list: async () => null }), null, 'no database: null');
+});
+
 test('apk installed parsing: fields, origin, files under F: directories', () => {
   const db = Buffer.from('C:Q1x=\nP:musl\nV:1.2.5-r0\nA:x86_64\nI:651264\no:musl\nF:lib\nR:ld-musl-x86_64.so.1\nR:libc.musl-x86_64.so.1\n\nP:busybox-binsh\nV:1.36.1-r29\nA:x86_64\no:busybox\nF:bin\nR:sh\n\n');
   const p = parseApkInstalled(db, true);
@@ -99,9 +120,13 @@ test('Debian minbase: packages.json and inspect agree with dpkg-query on the sam
   const image = await Ext4Image.open(img);
   try {
     const db = await readPackageDb(imageFs(image), { files: true });
-    const coreutils = db!.packages.find((p) => p.name === 'coreutils')!;
-    const listed = run('dpkg-query', ['-L', `--admindir=${admin}`, 'coreutils']).stdout.toString().split('\n').filter((l) => l !== '' && l !== '/.');
-    assert.deepEqual(coreutils.files, listed);
+    // coreutils has info/coreutils.list; libc6 (Multi-Arch: same) info/libc6:amd64.list
+    for (const name of ['coreutils', 'libc6', 'bash']) {
+      const pkg = db!.packages.find((p) => p.name === name)!;
+      const listed = run('dpkg-query', ['-L', `--admindir=${admin}`, name]).stdout.toString().split('\n').filter((l) => l !== '' && l !== '/.');
+      assert.ok(listed.length > 5, name);
+      assert.deepEqual(pkg.files, listed, name);
+    }
   } finally {
     await image.close();
   }

@@ -189,3 +189,34 @@ test('hostile and non-UTF-8 file names are shown as text, never run; the report 
     await browser.close();
   }
 });
+
+test('"what strip would save" is what a build with strip leaves out (Debian minbase)', async (t) => {
+  const deb = debianMinbase();
+  if ('skip' in deb) return skipOrFail(t, deb.skip);
+  const { buildImage } = await import('../../src/build.js');
+  const { resolveSpec } = await import('../../src/spec/load.js');
+  const { buildReport } = await import('../../src/report/model.js');
+  const { diffImageFiles } = await import('../../src/report/write.js');
+  const build = async (name: string, strip: string[]) => {
+    const spec = resolveSpec({ from: `tar:${deb.path}`, agent: 'none', init: 'wrapper', readOnly: true, strip }, work, name);
+    spec.output = join(work, `${name}.ext4`);
+    await buildImage(spec);
+    return spec.output;
+  };
+  const full = await build('full', []);
+  const stripped = await build('stripped', ['docs', 'man', 'locales', 'caches']);
+  const image = await Ext4Image.open(full);
+  let report;
+  try {
+    report = await buildReport(image);
+  } finally {
+    await image.close();
+  }
+  const d = await diffImageFiles(full, stripped);
+  assert.deepEqual(d.added, []);
+  const removed = d.removed.reduce((s, e) => s + e.bytes, 0);
+  for (const s of report.strip) assert.ok(s.bytes > 0 && s.files > 0, `${s.item} saves something in a minbase`);
+  assert.equal(report.strip.reduce((s, x) => s + x.bytes, 0), removed, 'bytes saved = bytes of the entries the build left out');
+  assert.equal(report.strip.reduce((s, x) => s + x.files, 0), d.removed.filter((e) => e.kind !== 'dir').length);
+  assert.ok(d.removed.length > 1000);
+});
