@@ -46,9 +46,11 @@ export { AgentClient, ExecHandle, AgentRemoteError, connectUnix, connectFirecrac
 export { startQemu, qemuArgv, kernelCmdline } from './vm/qemu.js';
 export { startFirecracker, firecrackerConfig, type FirecrackerConfig, type FirecrackerOptions } from './vm/firecracker.js';
 export { chooseAccel } from './vm/accel.js';
+export { machineProfile, chooseGuestAccel, type MachineProfile, type GuestArch } from './vm/machine.js';
+export { targetArch, hostArch } from './provision/arch.js';
 export type { Vm, VmConfig, KernelRef, BootTimings } from './vm/types.js';
 export { resolveKernel, kernelFetch, kernelFromDeb, KernelCache, type ResolvedKernel } from './vm/kernel.js';
-export { bootImage, checkBoot, imageBootInfo, type BootOptions, type BootCheckReport } from './vm/boot.js';
+export { bootImage, checkBoot, checkArch, imageBootInfo, type BootOptions, type BootCheckReport } from './vm/boot.js';
 
 // sandbox instances (a read-only base + a writable disk each)
 export { createInstance, type CreateInstanceOptions, type CreateInstanceResult } from './instance/create.js';

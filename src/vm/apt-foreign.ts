@@ -105,7 +105,12 @@ async function listsFresh(stateDir: string): Promise<boolean> {
 }
 
 async function aptUpdate(args: string[], pkg: string): Promise<void> {
-  const r = await run('apt-get', [...args, 'update'], undefined);
+  let r = await run('apt-get', [...args, 'update'], undefined);
+  // another rootforge refreshing the same lists holds apt's lock: wait for it (bounded)
+  for (let tries = 0; r.code !== 0 && r.error === undefined && /Could not get lock|Unable to lock/.test(r.stderr) && tries < 60; tries++) {
+    await new Promise((res) => setTimeout(res, 1000));
+    r = await run('apt-get', [...args, 'update'], undefined);
+  }
   if (r.error !== undefined) {
     const missing = (r.error as NodeJS.ErrnoException).code === 'ENOENT';
     fail('KERNEL_APT_FAILED', `download package ${pkg}`, missing ? 'apt-get is not available here: download the .deb yourself and pass its path' : r.error.message, pkg, r.error);

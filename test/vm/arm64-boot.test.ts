@@ -4,7 +4,8 @@
  * modules, the arm64 build of our /init) by `kernel from-deb`, then booted under
  * qemu-system-aarch64 -M virt (TCG here): the scratch example built for linux/arm64 (agent as
  * PID 1) and the Alpine aarch64 minirootfs fixture with the wrapper init. The CLI picks the
- * arm64 kernel by the image's architecture even when the default kernel is amd64.
+ * arm64 kernel by the image's architecture even when the default kernel is amd64, and a failing
+ * init ends the VM with the panic on the console, as on x86.
  * One VM at a time (tests in a file run in order); TCG on a shared machine is slow: generous
  * timeouts.
  */
@@ -15,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { buildImage } from '../../src/build.js';
+import { isRootforgeError } from '../../src/errors.js';
 import { loadSpec } from '../../src/spec/load.js';
 import { aptDownloadForeign } from '../../src/vm/apt-foreign.js';
 import { bootImage, checkBoot } from '../../src/vm/boot.js';
@@ -169,4 +171,26 @@ test('Alpine aarch64 fixture, wrapper init: uname -m is aarch64, /etc/alpine-rel
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /\[VM_ARCH_MISMATCH\]/);
   }
+});
+
+test('arm64 failures are reported as on x86: an init that exits ends the VM with the panic and the console', { timeout: BOOT_MS + 60_000 }, async (t) => {
+  const k = need(t);
+  if (!k) return;
+  if (!existsSync(ALPINE_ARM64)) return skipOrFail(t, NO_SHARED);
+  // Alpine's /bin/true as the init (init: systemd names the real init; there is no systemd)
+  const spec = await loadSpec(join(EXAMPLES, 'alpine-agent.yaml'));
+  spec.from = `tar:${ALPINE_ARM64}`;
+  spec.platform = 'linux/arm64';
+  spec.init = 'systemd';
+  spec.realInit = '/bin/true';
+  spec.output = join(work, 'init-exits-arm64.img');
+  await buildImage(spec);
+  const t0 = Date.now();
+  await assert.rejects(bootImage(spec.output, k, { bootTimeoutMs: BOOT_MS }), (e: unknown) => {
+    assert.ok(isRootforgeError(e) && (e.code === 'VM_KERNEL_PANIC' || e.code === 'VM_EXITED'), String(e));
+    assert.match(e.message, /last console lines/);
+    assert.match(e.message, /Attempted to kill init/);
+    return true;
+  });
+  assert.ok(Date.now() - t0 < BOOT_MS, `took ${Date.now() - t0} ms: the failure ends the VM, no timeout was waited for`);
 });
