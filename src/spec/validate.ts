@@ -1,6 +1,6 @@
 /**
  * A small JSON Schema validator for the subset schema/rootforge.schema.json uses (type, enum,
- * pattern, min/max, properties, required, additionalProperties, propertyNames, items, oneOf).
+ * pattern, min/max, properties, required, additionalProperties, propertyNames, items, oneOf, anyOf).
  * The schema file is the one source of truth: editors complete from it and builds validate
  * against it. Errors name the key: "spec.users[1].uid".
  */
@@ -20,6 +20,7 @@ export type Schema = {
   propertyNames?: Schema;
   items?: Schema;
   oneOf?: Schema[];
+  anyOf?: Schema[];
   description?: string;
 };
 
@@ -32,9 +33,11 @@ export interface SchemaError {
 export function validate(value: unknown, schema: Schema, path = 'spec'): SchemaError[] {
   const errors: SchemaError[] = [];
   const err = (message: string) => errors.push({ path, message, value });
-  if (schema.oneOf) {
-    const ok = schema.oneOf.some((s) => validate(value, s, path).length === 0);
-    if (!ok) err(`must be ${schema.oneOf.map(describe).join(' or ')}`);
+  // oneOf is checked as anyOf: the schema's alternatives never overlap where oneOf is used.
+  const alternatives = schema.oneOf ?? schema.anyOf;
+  if (alternatives) {
+    const ok = alternatives.some((s) => validate(value, s, path).length === 0);
+    if (!ok) err(`must be ${alternatives.map(describe).join(' or ')}`);
     return errors;
   }
   if (schema.enum && !schema.enum.some((e) => e === value)) {
@@ -98,6 +101,7 @@ function isType(v: unknown, t: string): boolean {
 }
 
 function describe(s: Schema): string {
+  if (s.description !== undefined && s.description.length <= 80) return s.description;
   if (s.type) return Array.isArray(s.type) ? s.type.join('/') : s.type === 'array' && s.items?.enum ? `a list of ${s.items.enum.join(', ')}` : `a ${s.type}`;
   if (s.enum) return s.enum.map((e) => JSON.stringify(e)).join('/');
   return 'valid';
