@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { buildPackage, featurePackages, FEATURE_WORLD, makeKey, writeRepo, type BuiltPkg, type TestKey } from '../helpers/apk-repo.js';
 import { apkAdd, makeOracle, oracleAvailable, rootforgeAdd, type Oracle } from '../helpers/apk-oracle.js';
 import { assertFsckClean, assertSameTree, fsManifest, readerManifest, type ManifestEntry } from '../helpers/image.js';
-import { skipOrFail } from '../helpers/fixtures.js';
+import { ALPINE_X86, skipOrFail } from '../helpers/fixtures.js';
 import { parseInstalled, readScriptsTar } from '../../src/sources/alpine/db.js';
 import { Ext4Image } from '../../src/ext4/reader.js';
 
@@ -86,4 +86,44 @@ test('same tree and same installed database as apk-tools 2.14.4', async (t) => {
   const names = res.installed.map((p) => `${p.name}-${p.version}`);
   assert.ok(names.includes('dash-lite-2.0-r0') && !names.some((n) => n.startsWith('mksh-lite')), names.join(' '));
   assert.ok(names.includes('multi-1.10-r0') && names.includes('tool-doc-1.10-r0'), names.join(' '));
+});
+
+test('on top of the Alpine minirootfs: same tree and database as apk-tools adding to it', async (t) => {
+  if (why || !oracle) return skipOrFail(t, why!);
+  const onBase = [
+    buildPackage(
+      {
+        name: 'hello',
+        version: '1.0-r0',
+        depends: ['busybox', 'so:libc.musl-x86_64.so.1'],
+        files: [
+          { path: 'etc', type: 'dir' },
+          { path: 'etc/issue', content: 'hello issue\n' }, // the base has one no package owns: .apk-new
+          { path: 'etc/hello.conf', content: 'x\n' },
+          { path: 'usr', type: 'dir' },
+          { path: 'usr/bin', type: 'dir' },
+          { path: 'usr/bin/hello', content: 'hi\n', mode: 0o755, uname: 'nobody', gname: 'nogroup', uid: 1, gid: 1 },
+        ],
+        scripts: { 'post-install': '#!/bin/sh\ntrue\n' },
+      },
+      key,
+    ),
+  ];
+  const baseRepo = writeRepo(join(work, 'base-repo'), onBase, key);
+  const ref = apkAdd(oracle, baseRepo, key, ['hello'], [], ALPINE_X86);
+  assert.equal(ref.code, 0, ref.output);
+  const img = join(work, 'ours-base.ext4');
+  await rootforgeAdd(img, { repositories: [baseRepo], packages: ['hello'], keys: [join(work, key.name)], firstBoot: false, baseTar: ALPINE_X86 });
+  assertFsckClean(img);
+  // apk rewrites directories it touches at run time; files keep their times
+  assertSameTree(strip(await readerManifest(img)), strip(fsManifest(ref.target)), { ignoreDirMtime: true });
+  const image = await Ext4Image.open(img);
+  try {
+    const read = async (p: string) => (await image.readData(await image.resolve(p))).toString();
+    assert.deepEqual(dbMeaning(await read('/lib/apk/db/installed')), dbMeaning(readFileSync(join(ref.target, 'lib/apk/db/installed'), 'utf8')));
+    assert.equal(await read('/etc/apk/world'), readFileSync(join(ref.target, 'etc/apk/world'), 'utf8'));
+    assert.equal(await read('/etc/issue.apk-new'), 'hello issue\n');
+  } finally {
+    await image.close();
+  }
 });
