@@ -103,7 +103,7 @@ test('the spec contract: from scratch + repositories + keys + packages', async (
   writeFileSync(join(dir, 'rootforge.yaml'), `from: scratch\nrepositories: [${server.url}/features]\nkeys: [../keys/${key.name}]\nprofile: pkgs.txt\npackages: [newmotd]\n`);
   const spec = await loadSpec(join(dir, 'rootforge.yaml'));
   const warnings: string[] = [];
-  const r = await buildImage(spec, { onWarning: (w) => warnings.push(w.code) });
+  const r = await buildImage(spec, { onWarning: (w) => warnings.push(w.code), image: { cacheDir: join(work, 'cache') } });
   assertFsckClean(r.output);
   assert.ok(r.alpine);
   assert.deepEqual(r.alpine.world, ['tool', 'docs', 'newmotd']);
@@ -118,7 +118,7 @@ test('the spec contract: from scratch + repositories + keys + packages', async (
   // a broken world: a typed error and no image
   writeFileSync(join(dir, 'bad.yaml'), `from: scratch\nrepositories: [${server.url}/features]\nkeys: [../keys/${key.name}]\npackages: [tool, clash]\n`);
   const bad = await loadSpec(join(dir, 'bad.yaml'));
-  await assert.rejects(buildImage(bad), (e) => isRootforgeError(e, 'APK_FILE_CONFLICT'));
+  await assert.rejects(buildImage(bad, { image: { cacheDir: join(work, 'cache') } }), (e) => isRootforgeError(e, 'APK_FILE_CONFLICT'));
   assert.equal(existsSync(bad.output), false);
 });
 

@@ -230,3 +230,20 @@ test('busybox applet links are made at build time from /etc/busybox-paths.d; its
     await image.close();
   }
 });
+
+test('downloaded packages are cached by identity; a damaged cache entry is caught like a tampered download', async () => {
+  const cache = join(work, 'pkg-cache');
+  const before = server.requests.filter((r) => r.endsWith('.apk')).length;
+  await rootforgeAdd(join(work, 'c1.ext4'), { repositories: [server.url], packages: ['docs'], keys: [keyFile], cacheDir: cache });
+  const mid = server.requests.filter((r) => r.endsWith('.apk')).length;
+  assert.equal(mid - before, 1);
+  await rootforgeAdd(join(work, 'c2.ext4'), { repositories: [server.url], packages: ['docs'], keys: [keyFile], cacheDir: cache });
+  assert.equal(server.requests.filter((r) => r.endsWith('.apk')).length, mid, 'the second build downloads nothing');
+  const docs = pkgs.find((p) => p.def.name === 'docs')!;
+  const entry = join(cache, 'apk', `${docs.identity.replace(/\//g, '_').replace(/\+/g, '-')}.apk`);
+  const other = pkgs.find((p) => p.def.name === 'multi')!;
+  writeFileSync(entry, other.apk);
+  const out = join(work, 'c3.ext4');
+  await assert.rejects(rootforgeAdd(out, { repositories: [server.url], packages: ['docs'], keys: [keyFile], cacheDir: cache }), (e) => isRootforgeError(e, 'APK_CHECKSUM_MISMATCH'));
+  assert.equal(existsSync(out), false);
+});

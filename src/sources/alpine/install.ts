@@ -22,7 +22,7 @@ import { aclString, formatInstalled, formatWorld, newDbPackage, parseInstalled, 
 import { queueFirstBoot, type PendingScript } from './firstboot.js';
 import { addKey, type KeyRing } from './keys.js';
 import { openPackage, streamData, type OpenedPackage } from './package.js';
-import { fetchRepoFile, isUrl } from './repo.js';
+import { fetchPackageCached, fetchRepoFile, isUrl } from './repo.js';
 import { resolve } from './resolve.js';
 import type { ApkTarEntry } from './tar.js';
 import { formatDep, parseDep, versionMatches, type Dep } from './version.js';
@@ -42,7 +42,11 @@ export interface ApkInstallOptions {
   fetchPackage?: ((repo: string, arch: string, file: string) => Promise<Buffer>) | undefined;
   /** Run scripts at first boot (default true); false: record them only (like apk --no-scripts). */
   firstBoot?: boolean;
+  /** Keep downloaded packages in <cacheDir>/apk/ (by identity; checked again on every use). */
+  cacheDir?: string | undefined;
 }
+
+const PREFETCH = 4;
 
 export interface InstalledSummary {
   name: string;
@@ -140,6 +144,23 @@ export async function installApk(ctx: ProvisionContext, o: ApkInstallOptions): P
   const pending: PendingScript[] = [];
   const touchedDirs = new Set<string>();
   const result: InstalledSummary[] = [];
+  // Downloads run ahead of the installation (a few at a time); packages are installed in order.
+  const get = (p: IndexPackage) => {
+    const repo = o.repositories[p.repo]!;
+    const file = `${p.name}-${p.version}.apk`;
+    return o.fetchPackage ? o.fetchPackage(repo, o.arch, file) : fetchPackageCached(repo, o.arch, file, p.checksum, o.cacheDir);
+  };
+  const toFetch = install.filter((p) => p.installedSize !== 0);
+  const fetches = new Map<IndexPackage, Promise<Buffer>>();
+  let next = 0;
+  const prefetch = () => {
+    while (next < toFetch.length && fetches.size < PREFETCH) {
+      const p = toFetch[next++]!;
+      const f = get(p);
+      f.catch(() => undefined); // awaited (and its error reported) when its turn comes
+      fetches.set(p, f);
+    }
+  };
   for (const p of install) {
     result.push({ name: p.name, version: p.version, arch: p.arch, checksum: p.checksum, repository: o.repositories[p.repo]!, size: p.size });
     if (p.installedSize === 0) {
@@ -150,7 +171,11 @@ export async function installApk(ctx: ProvisionContext, o: ApkInstallOptions): P
     const file = `${p.name}-${p.version}.apk`;
     const repo = o.repositories[p.repo]!;
     const what = `${repo}/${o.arch}/${file}`;
-    const buf = o.fetchPackage ? await o.fetchPackage(repo, o.arch, file) : await fetchRepoFile(repo, o.arch, file);
+    prefetch();
+    const download = fetches.get(p) ?? get(p);
+    fetches.delete(p);
+    prefetch();
+    const buf = await download;
     const opened = openPackage(buf, p.checksum, ring, what);
     const dbp = newDbPackage(p, opened.replaces, opened.replacesPriority);
     await ids.refresh(ctx);
