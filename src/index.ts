@@ -53,3 +53,12 @@ export { bootImage, checkBoot, imageBootInfo, type BootOptions, type BootCheckRe
 export { verifyImage, DEFAULT_INIT, DEFAULT_AGENT } from './verify/verify.js';
 export { formatReport, type RenderOptions } from './verify/render.js';
 export type { VerifyReport, VerifyCheck, VerifyOptions, CheckId, Severity, ArchSource } from './verify/types.js';
+
+// Alpine packages (rootforge's own apk installer)
+export { installApk, type ApkInstallOptions, type ApkInstallResult, type InstalledSummary } from './sources/alpine/install.js';
+export { readIndex, type IndexPackage, type RepoIndex } from './sources/alpine/apkindex.js';
+export { openPackage, type OpenedPackage } from './sources/alpine/package.js';
+export { resolve as resolveApkWorld, type Resolution } from './sources/alpine/resolve.js';
+export { compareVersions as compareApkVersions, parseDep as parseApkDep, type Dep as ApkDep } from './sources/alpine/version.js';
+export { readLock as readAlpineLock, writeLock as writeAlpineLock, type AlpineLock } from './sources/alpine/lock.js';
+export type { AlpineSpec } from './sources/alpine/spec.js';
