@@ -102,8 +102,8 @@ export async function installApk(ctx: ProvisionContext, o: ApkInstallOptions): P
   // what the base has
   const initdb = !tree.get(`${DB}/installed`);
   if (initdb) createDb(ctx, o.arch);
-  const base = parseInstalled((await readTreeFile(ctx, `${DB}/installed`))?.toString('utf8') ?? '');
-  const worldText = (await readTreeFile(ctx, 'etc/apk/world'))?.toString('utf8') ?? '';
+  const base = parseInstalled((await readDbFile(ctx, `${DB}/installed`))?.toString('utf8') ?? '');
+  const worldText = (await readDbFile(ctx, 'etc/apk/world'))?.toString('utf8') ?? '';
   const world: Dep[] = worldText.split(/\s+/).map(parseDep).filter((d): d is Dep => d !== null);
   for (const text of o.packages) {
     const d = parseDep(text);
@@ -135,9 +135,9 @@ export async function installApk(ctx: ProvisionContext, o: ApkInstallOptions): P
   for (const dbp of base) for (const d of dbp.dirs) for (const f of d.files) owner.set(join2(d.name, f.name), { dbp, dir: d });
 
   let scripts: ScriptEntry[] = [];
-  const scriptsTar = await readTreeFile(ctx, `${DB}/scripts.tar`);
+  const scriptsTar = await readDbFile(ctx, `${DB}/scripts.tar`);
   if (scriptsTar && scriptsTar.length > 0) scripts = readScriptsTar(scriptsTar);
-  const triggers = ((await readTreeFile(ctx, `${DB}/triggers`))?.toString('utf8') ?? '').split('\n').filter((l) => l.trim() !== '');
+  const triggers = ((await readDbFile(ctx, `${DB}/triggers`))?.toString('utf8') ?? '').split('\n').filter((l) => l.trim() !== '');
 
   const existingSha1 = await unownedEtcHashes(ctx, owner);
   const ids = new IdCache();
@@ -246,7 +246,14 @@ class IdCache {
   private users = new Map<string, number>();
   private groups = new Map<string, number>();
 
+  private seen: [unknown, unknown] = [null, null];
+
+  /** Re-reads passwd/group when a package replaced them (not before every package: reading back flushes the writer). */
   async refresh(ctx: ProvisionContext): Promise<void> {
+    const p = ctx.tree.get('etc/passwd');
+    const g = ctx.tree.get('etc/group');
+    if (p?.content === this.seen[0] && g?.content === this.seen[1] && this.seen[0] !== null) return;
+    this.seen = [p?.content ?? null, g?.content ?? null];
     this.passwd = (await readTreeFile(ctx, 'etc/passwd'))?.toString('utf8') ?? '';
     this.group = (await readTreeFile(ctx, 'etc/group'))?.toString('utf8') ?? '';
   }
@@ -452,4 +459,11 @@ async function unownedEtcHashes(ctx: ProvisionContext, owner: Map<string, unknow
   };
   await walk('etc');
   return out;
+}
+
+/** apk's database files can pass readTreeFile's 1 MiB guard on big images: allow 256 MiB. */
+async function readDbFile(ctx: ProvisionContext, path: string): Promise<Buffer | null> {
+  const n = ctx.tree.get(path);
+  if (!n || n.kind !== 'file') return null;
+  return ctx.writer.readContent(n.content, n.size, 256 << 20);
 }
