@@ -90,7 +90,7 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
       alpineResult = await installAlpinePackages(p, spec.alpine, arch, alpine, options.image?.cacheDir);
       if (alpineResult.pending.length > 0 && (spec.init !== 'wrapper' || spec.readOnly)) {
         const why = spec.readOnly ? 'a read-only image cannot run them' : 'only init: wrapper runs them';
-        onWarning({ code: 'APK_SCRIPTS_NOT_RUN', message: `${alpineResult.pending.length} package scripts wait for the first boot, but ${why} (${alpineResult.pending.slice(0, 3).join(', ')}…)` });
+        onWarning({ code: 'APK_SCRIPTS_NOT_RUN', message: `${alpineResult.pending.length} package scripts wait for the first boot, but ${why} (${alpineResult.pending.slice(0, 3).join(', ')}${alpineResult.pending.length > 3 ? ', …' : ''})` });
       }
     }
     layout(p, spec, image !== null);
