@@ -102,6 +102,9 @@ test('on top of the Alpine minirootfs: same tree and database as apk-tools addin
           { path: 'etc', type: 'dir' },
           { path: 'etc/issue', content: 'hello issue\n' }, // the base has one no package owns: .apk-new
           { path: 'etc/hello.conf', content: 'x\n' },
+          // the same bytes as the base's unowned file: no .apk-new, the package owns it now
+          { path: 'etc/secfixes.d', type: 'dir' },
+          { path: 'etc/secfixes.d/alpine', content: spawnSync('tar', ['-xzOf', ALPINE_X86, './etc/secfixes.d/alpine']).stdout },
           { path: 'usr', type: 'dir' },
           { path: 'usr/bin', type: 'dir' },
           { path: 'usr/bin/hello', content: 'hi\n', mode: 0o755, uname: 'nobody', gname: 'nogroup', uid: 1, gid: 1 },
@@ -125,6 +128,8 @@ test('on top of the Alpine minirootfs: same tree and database as apk-tools addin
     assert.deepEqual(dbMeaning(await read('/lib/apk/db/installed')), dbMeaning(readFileSync(join(ref.target, 'lib/apk/db/installed'), 'utf8')));
     assert.equal(await read('/etc/apk/world'), readFileSync(join(ref.target, 'etc/apk/world'), 'utf8'));
     assert.equal(await read('/etc/issue.apk-new'), 'hello issue\n');
+    await assert.rejects(image.resolve('/etc/secfixes.d/alpine.apk-new'));
+    assert.match(await read('/lib/apk/db/installed'), /F:etc\/secfixes.d\nR:alpine\n/);
   } finally {
     await image.close();
   }

@@ -368,7 +368,8 @@ async function extract(
       const dir = dirOf(dname);
       touched.add(dname);
       const acl = aclString('file', attrs.uid, attrs.gid, e.mode, e.xattrs);
-      let write = claim(path);
+      const claimed = claim(path);
+      let write = claimed;
       let target = path;
       if (write && e.type === 'file' && isProtected(path) && !owner.has(path)) {
         const existing = tree.get(path);
@@ -379,7 +380,8 @@ async function extract(
           else target = `${path}.apk-new`;
         }
       }
-      const dbFile = write || owner.get(path)?.dbp === dbp ? { dir, name: fname, acl } : null;
+      // the package owns the name even when its bytes went to NAME.apk-new or were already there
+      const dbFile = claimed ? { dir, name: fname, acl } : null;
       cur = { e, path: target, hash: createHash('sha1'), write, attrs, dbFile };
       if (e.type === 'file') {
         if (write) writer.data.beginFile(e.size);
@@ -415,7 +417,6 @@ async function extract(
         }
         if (c.write) tree.addFile(c.path, c.attrs, e.size, writer.data.endFile());
         csum = e.sha1 ? 'Q1' + e.sha1.toString('base64') : null;
-        if (c.write) existingSha1.set(c.path, got);
       } else if (e.type === 'symlink') {
         const got = createHash('sha1').update(Buffer.from(e.linkname, 'latin1')).digest();
         if (e.sha1 && !got.equals(e.sha1)) fail('APK_CHECKSUM_MISMATCH', `install ${p.name}-${p.version}`, `symlink /${printable(c.path)} does not match its checksum`, what);
@@ -423,7 +424,7 @@ async function extract(
       } else if (e.type === 'hardlink') {
         csum = files.get(FsTree.split(e.linkname).join('/')) ?? null;
       }
-      files.set(c.path === c.e.name ? c.path : FsTree.split(c.e.name).join('/'), csum);
+      files.set(FsTree.split(c.e.name).join('/'), csum); // by the package's own name (not .apk-new)
       if (c.dbFile) {
         const f = { name: c.dbFile.name, acl: c.dbFile.acl, csum };
         c.dbFile.dir.files = c.dbFile.dir.files.filter((x) => x.name !== f.name);
