@@ -105,6 +105,8 @@ export function resolve(world: Dep[], available: IndexPackage[], installed: Inde
   };
 
   const queue: Array<{ dep: Dep; from: string }> = world.map((dep) => ({ dep, from: 'world' }));
+  // what is installed keeps its conflicts: a new package may not break them
+  for (const p of installed) for (const dep of p.depends) if (dep.conflict) conflicts.push({ dep, from: `${p.name}-${p.version}` });
   const add = (p: IndexPackage, from: string) => {
     selected.set(p.name, p);
     why.set(p.name, from);
