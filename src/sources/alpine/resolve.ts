@@ -112,14 +112,24 @@ export function resolve(world: Dep[], available: IndexPackage[], installed: Inde
     why.set(p.name, from);
     for (const dep of p.depends) queue.push({ dep, from: `${p.name}-${p.version}` });
   };
+  // Names only providers have (virtuals, so:, cmd:) are decided last: by then the world and
+  // the dependencies that name packages may have brought in a provider already.
+  const later: Array<{ dep: Dep; from: string }> = [];
+  const isVirtual = (d: Dep) => !(byProvide.get(d.name) ?? []).some((p) => p.name === d.name);
   const drain = () => {
-    while (queue.length > 0) {
-      const { dep, from } = queue.shift()!;
+    for (;;) {
+      const item = queue.shift() ?? later.shift();
+      if (!item) return;
+      const { dep, from } = item;
       if (dep.conflict) {
         conflicts.push({ dep, from });
         continue;
       }
       if (satisfiedBy(dep)) continue;
+      if (queue.length > 0 && isVirtual(dep) && !later.includes(item)) {
+        later.push(item);
+        continue;
+      }
       add(choose(dep, from), from);
     }
   };
