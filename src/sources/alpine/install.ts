@@ -21,7 +21,7 @@ import { readIndex } from './apkindex.js';
 import { aclString, formatInstalled, formatWorld, newDbPackage, parseInstalled, readScriptsTar, writeScriptsTar, type DbDir, type DbPackage, type ScriptEntry } from './db.js';
 import { queueFirstBoot, type PendingScript } from './firstboot.js';
 import { addKey, type KeyRing } from './keys.js';
-import { openPackage, streamData, type OpenedPackage } from './package.js';
+import { controlIdentity, openPackage, streamData, type OpenedPackage } from './package.js';
 import { fetchPackageCached, fetchRepoFile, isUrl } from './repo.js';
 import { resolve } from './resolve.js';
 import type { ApkTarEntry } from './tar.js';
@@ -148,7 +148,7 @@ export async function installApk(ctx: ProvisionContext, o: ApkInstallOptions): P
   const get = (p: IndexPackage) => {
     const repo = o.repositories[p.repo]!;
     const file = `${p.name}-${p.version}.apk`;
-    return o.fetchPackage ? o.fetchPackage(repo, o.arch, file) : fetchPackageCached(repo, o.arch, file, p.checksum, o.cacheDir);
+    return o.fetchPackage ? o.fetchPackage(repo, o.arch, file) : fetchPackageCached(repo, o.arch, file, p.checksum, o.cacheDir, (data) => controlIdentity(data) === p.checksum);
   };
   const toFetch = install.filter((p) => p.installedSize !== 0);
   const fetches = new Map<IndexPackage, Promise<Buffer>>();

@@ -47,12 +47,22 @@ export async function fetchUrl(url: string, timeoutMs = 120_000): Promise<Buffer
  * a damaged or planted cache file fails like a tampered download. Local repositories are read
  * directly.
  */
-export async function fetchPackageCached(repo: string, arch: string, file: string, identity: string, cacheDir: string | undefined): Promise<Buffer> {
+export async function fetchPackageCached(
+  repo: string,
+  arch: string,
+  file: string,
+  identity: string,
+  cacheDir: string | undefined,
+  check: (data: Buffer) => boolean,
+): Promise<Buffer> {
   if (!cacheDir || !isUrl(repo)) return fetchRepoFile(repo, arch, file);
   const dir = join(cacheDir, 'apk');
   const path = join(dir, `${identity.replace(/\//g, '_').replace(/\+/g, '-')}.apk`);
   try {
-    return await readFile(path);
+    const cached = await readFile(path);
+    // a damaged entry (a cut download of an older version, a disk error) is replaced; what is
+    // downloaded instead is checked like any download
+    if (check(cached)) return cached;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
