@@ -122,9 +122,10 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
     tree.followParentLinks = true;
     const p: ProvisionContext = { tree, writer, time, onWarning, changed };
     if (spec.alpine && alpine) {
-      alpineResult = await installAlpinePackages(p, spec.alpine, arch, alpine);
-      if (alpineResult.pending.length > 0 && spec.init !== 'wrapper') {
-        onWarning({ code: 'APK_SCRIPTS_NOT_RUN', message: `${alpineResult.pending.length} package scripts wait for the first boot, which only init: wrapper runs (${alpineResult.pending.slice(0, 3).join(', ')}…)` });
+      alpineResult = await installAlpinePackages(p, spec.alpine, arch, alpine, options.image?.cacheDir);
+      if (alpineResult.pending.length > 0 && (spec.init !== 'wrapper' || spec.readOnly)) {
+        const why = spec.readOnly ? 'a read-only image cannot run them' : 'only init: wrapper runs them';
+        onWarning({ code: 'APK_SCRIPTS_NOT_RUN', message: `${alpineResult.pending.length} package scripts wait for the first boot, but ${why} (${alpineResult.pending.slice(0, 3).join(', ')}${alpineResult.pending.length > 3 ? ', …' : ''})` });
       }
     }
     layout(p, spec, image !== null);

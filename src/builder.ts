@@ -94,6 +94,18 @@ export class RootfsBuilder {
     return this;
   }
 
+  /**
+   * Alpine packages (spec keys packages, profile, repositories, keys); use from('alpine:v3.23')
+   * for the branch's minirootfs as the base.
+   */
+  alpine(o: { packages?: string[]; profile?: string; repositories?: string[]; keys?: string[] }): this {
+    if (o.packages) this.spec.packages = [...(this.spec.packages ?? []), ...o.packages];
+    if (o.profile) this.spec.profile = o.profile;
+    if (o.repositories) this.spec.repositories = o.repositories;
+    if (o.keys) this.spec.keys = o.keys;
+    return this;
+  }
+
   /** The spec so far (to save as rootforge.yaml, say). */
   toSpec(): BuildSpec {
     return structuredClone(this.spec);

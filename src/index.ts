@@ -72,3 +72,11 @@ export { buildReport, type ImageReport, type SizeNode, type PackageSize } from '
 export { diffImages, type ImageDiff, type ChangedEntry, type ChangeField } from './report/diff.js';
 export { reportHtml, diffHtml } from './report/html.js';
 export { writeReport, diffImageFiles } from './report/write.js';
+// Alpine packages (rootforge's own apk installer)
+export { installApk, type ApkInstallOptions, type ApkInstallResult, type InstalledSummary } from './sources/alpine/install.js';
+export { readIndex, type IndexPackage, type RepoIndex } from './sources/alpine/apkindex.js';
+export { openPackage, type OpenedPackage } from './sources/alpine/package.js';
+export { resolve as resolveApkWorld, type Resolution } from './sources/alpine/resolve.js';
+export { compareVersions as compareApkVersions, parseDep as parseApkDep, type Dep as ApkDep } from './sources/alpine/version.js';
+export { readLock as readAlpineLock, writeLock as writeAlpineLock, type AlpineLock } from './sources/alpine/lock.js';
+export type { AlpineSpec } from './sources/alpine/spec.js';

@@ -123,7 +123,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
   else if (!values.quiet) {
     process.stderr.write(
       `${result.output}: ${formatBytes(result.sizeBytes)}, linux/${result.arch}, init ${result.init}, ` +
-        `${result.files} files, ${formatBytes(result.freeBlocks * 4096)} free, UUID ${result.uuid}\n`,
+        `${result.files} files, ${formatBytes(result.freeBlocks * 4096)} free, UUID ${result.uuid}` +
+        (result.alpine ? `, ${result.alpine.installed.length} Alpine packages installed, ${result.alpine.pending.length} scripts for the first boot` : '') + '\n',
     );
     if (result.debian) {
       const d = result.debian;

@@ -13,6 +13,7 @@ import { Ext4Writer } from '../../src/ext4/writer.js';
 import { writeAtomically } from '../../src/util/atomic.js';
 import { installApk, type ApkInstallOptions, type ApkInstallResult } from '../../src/sources/alpine/install.js';
 import { ALPINE_X86 } from './fixtures.js';
+import { ingestTar } from '../../src/sources/tar.js';
 import type { TestKey } from './apk-repo.js';
 
 export function oracleAvailable(): string | null {
@@ -36,25 +37,33 @@ export function makeOracle(): Oracle {
 }
 
 /** Real apk installs `world` from `repoDir` into a fresh /target; returns its host path. */
-export function apkAdd(o: Oracle, repoDir: string, key: TestKey, world: string[], extra: string[] = []): { target: string; code: number; output: string } {
+export function apkAdd(o: Oracle, repoDir: string, key: TestKey, world: string[], extra: string[] = [], baseTar?: string): { target: string; code: number; output: string } {
   rmSync(join(o.root, 'target'), { recursive: true, force: true });
   rmSync(join(o.root, 'repo'), { recursive: true, force: true });
   rmSync(join(o.root, 'keys'), { recursive: true, force: true });
   mkdirSync(join(o.root, 'target'));
+  if (baseTar) {
+    const t = spawnSync('tar', ['-xzf', baseTar, '-C', join(o.root, 'target')]);
+    if (t.status !== 0) throw new Error(`tar: ${t.stderr}`);
+  }
   mkdirSync(join(o.root, 'keys'));
   cpSync(repoDir, join(o.root, 'repo'), { recursive: true });
   writeFileSync(join(o.root, 'keys', key.name), key.publicPem);
-  const r = spawnSync('chroot', [o.root, '/sbin/apk', '--root', '/target', '--keys-dir', '/keys', '--repository', '/repo', '--no-scripts', '--no-cache', '--quiet', ...extra, 'add', '--initdb', ...world], { encoding: 'utf8' });
+  const r = spawnSync('chroot', [o.root, '/sbin/apk', '--root', '/target', '--keys-dir', '/keys', '--repository', '/repo', '--no-scripts', '--no-cache', '--quiet', ...extra, 'add', ...(baseTar ? [] : ['--initdb']), ...world], { encoding: 'utf8' });
   return { target: join(o.root, 'target'), code: r.status ?? -1, output: `${r.stdout}${r.stderr}` };
 }
 
 /** rootforge installs the same world into an empty image (no provisioning: the apk part only). */
-export async function rootforgeAdd(out: string, opts: Omit<ApkInstallOptions, 'arch'> & { arch?: string }, timestamp = 0): Promise<ApkInstallResult> {
+export async function rootforgeAdd(out: string, opts: Omit<ApkInstallOptions, 'arch'> & { arch?: string; baseTar?: string }, timestamp = 0): Promise<ApkInstallResult> {
   let result: ApkInstallResult | undefined;
   await writeAtomically(out, async (fh) => {
     const writer = new Ext4Writer(fh, { timestamp });
     const time = { sec: timestamp, nsec: 0 };
     const tree = new FsTree({ defaultTime: time, onRelease: (c) => writer.release(c) });
+    if (opts.baseTar) {
+      await ingestTar(opts.baseTar, { tree, writer, defaultTime: time });
+      tree.followParentLinks = true;
+    }
     result = await installApk({ tree, writer, time, onWarning: () => undefined, changed: [] }, { arch: 'x86_64', ...opts });
     return writer.finish(tree);
   });

@@ -7,7 +7,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +53,8 @@ function onAlpine(): PkgDef[] {
       ],
       scripts: { 'post-install': '#!/bin/sh\necho "hello $1" >> /var/lib/hello-installed\n' },
     },
+    // not installed at build time: the guest's own apk adds it from a copy of the repository
+    { name: 'later', version: '2.0-r0', depends: ['hello'], files: [{ path: 'usr', type: 'dir' }, { path: 'usr/bin', type: 'dir' }, { path: 'usr/bin/later', content: '#!/bin/sh\necho later\n', mode: 0o755 }] },
   ];
 }
 
@@ -101,7 +103,7 @@ test('the spec contract: from scratch + repositories + keys + packages', async (
   writeFileSync(join(dir, 'rootforge.yaml'), `from: scratch\nrepositories: [${server.url}/features]\nkeys: [../keys/${key.name}]\nprofile: pkgs.txt\npackages: [newmotd]\n`);
   const spec = await loadSpec(join(dir, 'rootforge.yaml'));
   const warnings: string[] = [];
-  const r = await buildImage(spec, { onWarning: (w) => warnings.push(w.code) });
+  const r = await buildImage(spec, { onWarning: (w) => warnings.push(w.code), image: { cacheDir: join(work, 'cache') } });
   assertFsckClean(r.output);
   assert.ok(r.alpine);
   assert.deepEqual(r.alpine.world, ['tool', 'docs', 'newmotd']);
@@ -116,7 +118,7 @@ test('the spec contract: from scratch + repositories + keys + packages', async (
   // a broken world: a typed error and no image
   writeFileSync(join(dir, 'bad.yaml'), `from: scratch\nrepositories: [${server.url}/features]\nkeys: [../keys/${key.name}]\npackages: [tool, clash]\n`);
   const bad = await loadSpec(join(dir, 'bad.yaml'));
-  await assert.rejects(buildImage(bad), (e) => isRootforgeError(e, 'APK_FILE_CONFLICT'));
+  await assert.rejects(buildImage(bad, { image: { cacheDir: join(work, 'cache') } }), (e) => isRootforgeError(e, 'APK_FILE_CONFLICT'));
   assert.equal(existsSync(bad.output), false);
 });
 
@@ -189,7 +191,9 @@ test('from alpine:v3.20 (minirootfs from the mirror, SHA-256 checked) + packages
   if (!haveFixture) return skipOrFail(t, NO_SHARED);
   const dir = join(work, 'onalpine');
   mkdirSync(dir);
-  writeFileSync(join(dir, 'box.yaml'), `from: alpine:v3.20\nrepositories: [${server.url}/onalpine]\nkeys: [../keys/${key.name}]\npackages: [hello]\nhostname: apkbox\n`);
+  // the same repository inside the image, for apk add in the guest (it has no network)
+  cpSync(join(work, 'www', 'onalpine'), join(dir, 'files', 'srv', 'repo'), { recursive: true });
+  writeFileSync(join(dir, 'box.yaml'), `from: alpine:v3.20\nrepositories: [${server.url}/onalpine]\nkeys: [../keys/${key.name}]\npackages: [hello]\nhostname: apkbox\nfiles: files\n`);
   const spec = await loadSpec(join(dir, 'box.yaml'));
   const r = await buildImage(spec, { image: { cacheDir: join(work, 'cache') } });
   assertFsckClean(r.output);
@@ -225,6 +229,10 @@ test('from alpine:v3.20 (minirootfs from the mirror, SHA-256 checked) + packages
     assert.match(ran.out, /^hello 1\.0-r0\nhello-1\.0-r0\.post-install exit=0\nbusybox-1\.36\.1-r\d+\.trigger exit=0\nfirst-boot\.log\n$/, 'the scripts ran once, their queue is gone');
     const caps = await sh('hello; stat -c %a /usr/bin/hello-suid');
     assert.equal(caps.out, 'hello from greeting=hi\n4755\n');
+    // apk add works on the database rootforge wrote (and trusts the key it installed)
+    const add = await sh('apk add --no-network --repository /srv/repo later && later && apk info -e later hello && apk audit --system');
+    assert.equal(add.code, 0, add.out + add.err);
+    assert.match(add.out, /later\n(later\nhello|hello\nlater)\n$/);
   } finally {
     await vm.shutdown();
   }

@@ -14,6 +14,7 @@ import { buildIndex, buildPackage, featurePackages, FEATURE_WORLD, makeKey, writ
 import { rootforgeAdd } from '../helpers/apk-oracle.js';
 import { serveDir, type StaticServer } from '../helpers/static-server.js';
 import { isRootforgeError } from '../../src/errors.js';
+import { Ext4Image } from '../../src/ext4/reader.js';
 import { compareVersions, GREATER, LESS, EQUAL, parseDep, versionMatches } from '../../src/sources/alpine/version.js';
 
 let work: string;
@@ -201,4 +202,48 @@ test('unsatisfiable worlds and conflicts are typed errors naming the package', a
   assert.match(e.message, /usr\/bin\/tool/);
   e = await failing(repo, ['tool', '!dash-lite']);
   assert.equal(e.code, 'APK_CONFLICT');
+});
+
+test('busybox applet links are made at build time from /etc/busybox-paths.d; its script still waits for the first boot', async () => {
+  const bb: PkgDef = {
+    name: 'busybox',
+    version: '1.36.1-r29',
+    files: [
+      { path: 'bin', type: 'dir' },
+      { path: 'bin/busybox', content: 'ELF…', mode: 0o755 },
+      { path: 'etc', type: 'dir' },
+      { path: 'etc/busybox-paths.d', type: 'dir' },
+      { path: 'etc/busybox-paths.d/busybox', content: 'bin/ls\nusr/bin/[[\nsbin/init\nbin/busybox\n' },
+    ],
+    scripts: { 'post-install': '#!/bin/busybox sh\n/bin/busybox --install -s\n' },
+  };
+  const dir = writeRepo(join(work, 'bb'), [buildPackage(bb, key)], key);
+  const out = join(work, 'bb.ext4');
+  const res = await rootforgeAdd(out, { repositories: [dir], packages: ['busybox'], keys: [keyFile] });
+  assert.deepEqual(res.native, ['busybox: 3 applet links']);
+  assert.deepEqual(res.pending, ['busybox-1.36.1-r29.post-install']);
+  const image = await Ext4Image.open(out);
+  try {
+    for (const p of ['/bin/ls', '/usr/bin/[[', '/sbin/init']) assert.equal(await image.readlink(await image.lookup(p)), '/bin/busybox', p);
+    assert.equal((await image.lookup('/bin/busybox')).kind, 'file', 'an existing path is left alone');
+  } finally {
+    await image.close();
+  }
+});
+
+test('downloaded packages are cached by identity; a damaged cache entry is downloaded again', async () => {
+  const cache = join(work, 'pkg-cache');
+  const before = server.requests.filter((r) => r.endsWith('.apk')).length;
+  await rootforgeAdd(join(work, 'c1.ext4'), { repositories: [server.url], packages: ['docs'], keys: [keyFile], cacheDir: cache });
+  const mid = server.requests.filter((r) => r.endsWith('.apk')).length;
+  assert.equal(mid - before, 1);
+  await rootforgeAdd(join(work, 'c2.ext4'), { repositories: [server.url], packages: ['docs'], keys: [keyFile], cacheDir: cache });
+  assert.equal(server.requests.filter((r) => r.endsWith('.apk')).length, mid, 'the second build downloads nothing');
+  const docs = pkgs.find((p) => p.def.name === 'docs')!;
+  const entry = join(cache, 'apk', `${docs.identity.replace(/\//g, '_').replace(/\+/g, '-')}.apk`);
+  const other = pkgs.find((p) => p.def.name === 'multi')!;
+  writeFileSync(entry, other.apk);
+  await rootforgeAdd(join(work, 'c3.ext4'), { repositories: [server.url], packages: ['docs'], keys: [keyFile], cacheDir: cache });
+  assert.equal(server.requests.filter((r) => r.endsWith('.apk')).length, mid + 1, 'downloaded again');
+  assert.ok(readFileSync(entry).equals(docs.apk), 'and the cache entry repaired');
 });

@@ -11,7 +11,8 @@
  */
 import type { IndexPackage } from './apkindex.js';
 import { asset } from '../../provision/assets.js';
-import { ensureDir, writeFile, type ProvisionContext } from '../../provision/context.js';
+import { ensureDir, readTreeFile, writeFile, type ProvisionContext } from '../../provision/context.js';
+import { FsTree } from '../../tree/tree.js';
 
 export const FIRST_BOOT_DIR = 'var/lib/rootforge/first-boot';
 export const FIRST_BOOT_RUNNER = 'usr/lib/rootforge/apk-first-boot';
@@ -27,6 +28,10 @@ export interface PendingScript {
 export async function queueFirstBoot(ctx: ProvisionContext, pending: PendingScript[], enabled: boolean): Promise<{ queued: string[]; native: string[] }> {
   const queued: string[] = [];
   const native: string[] = [];
+  if (pending.some((s) => s.pkg.name === 'busybox' && s.script === 'post-install')) {
+    const n = await busyboxLinks(ctx);
+    if (n > 0) native.push(`busybox: ${n} applet links`);
+  }
   if (!enabled || pending.length === 0) return { queued, native };
   ensureDir(ctx, 'var/lib/rootforge', 0o755);
   ensureDir(ctx, FIRST_BOOT_DIR, 0o700);
@@ -43,4 +48,28 @@ export async function queueFirstBoot(ctx: ProvisionContext, pending: PendingScri
 
 function p4(n: number): string {
   return String(n).padStart(4, '0');
+}
+
+/**
+ * What busybox's post-install does first, done at build time (apko's approach): one symlink to
+ * /bin/busybox per applet listed in /etc/busybox-paths.d/*, where nothing exists yet — so a shell
+ * and its tools are there before the first boot, and on read-only images. The script still runs
+ * at the first boot for the rest (its users and groups); `--install -s` leaves these links be.
+ * Returns the number of links made.
+ */
+export async function busyboxLinks(ctx: ProvisionContext): Promise<number> {
+  const dir = ctx.tree.get('etc/busybox-paths.d');
+  if (dir?.kind !== 'dir' || !ctx.tree.get('bin/busybox')) return 0;
+  let made = 0;
+  for (const name of [...dir.children!.keys()].sort()) {
+    const list = (await readTreeFile(ctx, `etc/busybox-paths.d/${name}`))?.toString('latin1') ?? '';
+    for (const line of list.split('\n')) {
+      const path = FsTree.split(line.trim()).join('/');
+      if (path === '' || ctx.tree.get(path)) continue;
+      ctx.tree.addSymlink(path, { mode: 0o777, uid: 0, gid: 0, mtime: ctx.time }, '/bin/busybox');
+      made++;
+    }
+  }
+  if (made > 0) ctx.changed.push(`(${made} busybox applet links)`);
+  return made;
 }

@@ -21,8 +21,8 @@ import { readIndex } from './apkindex.js';
 import { aclString, formatInstalled, formatWorld, newDbPackage, parseInstalled, readScriptsTar, writeScriptsTar, type DbDir, type DbPackage, type ScriptEntry } from './db.js';
 import { queueFirstBoot, type PendingScript } from './firstboot.js';
 import { addKey, type KeyRing } from './keys.js';
-import { openPackage, streamData, type OpenedPackage } from './package.js';
-import { fetchRepoFile, isUrl } from './repo.js';
+import { controlIdentity, openPackage, streamData, type OpenedPackage } from './package.js';
+import { fetchPackageCached, fetchRepoFile, isUrl } from './repo.js';
 import { resolve } from './resolve.js';
 import type { ApkTarEntry } from './tar.js';
 import { formatDep, parseDep, versionMatches, type Dep } from './version.js';
@@ -42,7 +42,11 @@ export interface ApkInstallOptions {
   fetchPackage?: ((repo: string, arch: string, file: string) => Promise<Buffer>) | undefined;
   /** Run scripts at first boot (default true); false: record them only (like apk --no-scripts). */
   firstBoot?: boolean;
+  /** Keep downloaded packages in <cacheDir>/apk/ (by identity; checked again on every use). */
+  cacheDir?: string | undefined;
 }
+
+const PREFETCH = 4;
 
 export interface InstalledSummary {
   name: string;
@@ -98,8 +102,8 @@ export async function installApk(ctx: ProvisionContext, o: ApkInstallOptions): P
   // what the base has
   const initdb = !tree.get(`${DB}/installed`);
   if (initdb) createDb(ctx, o.arch);
-  const base = parseInstalled((await readTreeFile(ctx, `${DB}/installed`))?.toString('utf8') ?? '');
-  const worldText = (await readTreeFile(ctx, 'etc/apk/world'))?.toString('utf8') ?? '';
+  const base = parseInstalled((await readDbFile(ctx, `${DB}/installed`))?.toString('utf8') ?? '');
+  const worldText = (await readDbFile(ctx, 'etc/apk/world'))?.toString('utf8') ?? '';
   const world: Dep[] = worldText.split(/\s+/).map(parseDep).filter((d): d is Dep => d !== null);
   for (const text of o.packages) {
     const d = parseDep(text);
@@ -131,15 +135,32 @@ export async function installApk(ctx: ProvisionContext, o: ApkInstallOptions): P
   for (const dbp of base) for (const d of dbp.dirs) for (const f of d.files) owner.set(join2(d.name, f.name), { dbp, dir: d });
 
   let scripts: ScriptEntry[] = [];
-  const scriptsTar = await readTreeFile(ctx, `${DB}/scripts.tar`);
+  const scriptsTar = await readDbFile(ctx, `${DB}/scripts.tar`);
   if (scriptsTar && scriptsTar.length > 0) scripts = readScriptsTar(scriptsTar);
-  const triggers = ((await readTreeFile(ctx, `${DB}/triggers`))?.toString('utf8') ?? '').split('\n').filter((l) => l.trim() !== '');
+  const triggers = ((await readDbFile(ctx, `${DB}/triggers`))?.toString('utf8') ?? '').split('\n').filter((l) => l.trim() !== '');
 
   const existingSha1 = await unownedEtcHashes(ctx, owner);
   const ids = new IdCache();
   const pending: PendingScript[] = [];
   const touchedDirs = new Set<string>();
   const result: InstalledSummary[] = [];
+  // Downloads run ahead of the installation (a few at a time); packages are installed in order.
+  const get = (p: IndexPackage) => {
+    const repo = o.repositories[p.repo]!;
+    const file = `${p.name}-${p.version}.apk`;
+    return o.fetchPackage ? o.fetchPackage(repo, o.arch, file) : fetchPackageCached(repo, o.arch, file, p.checksum, o.cacheDir, (data) => controlIdentity(data) === p.checksum);
+  };
+  const toFetch = install.filter((p) => p.installedSize !== 0);
+  const fetches = new Map<IndexPackage, Promise<Buffer>>();
+  let next = 0;
+  const prefetch = () => {
+    while (next < toFetch.length && fetches.size < PREFETCH) {
+      const p = toFetch[next++]!;
+      const f = get(p);
+      f.catch(() => undefined); // awaited (and its error reported) when its turn comes
+      fetches.set(p, f);
+    }
+  };
   for (const p of install) {
     result.push({ name: p.name, version: p.version, arch: p.arch, checksum: p.checksum, repository: o.repositories[p.repo]!, size: p.size });
     if (p.installedSize === 0) {
@@ -150,7 +171,11 @@ export async function installApk(ctx: ProvisionContext, o: ApkInstallOptions): P
     const file = `${p.name}-${p.version}.apk`;
     const repo = o.repositories[p.repo]!;
     const what = `${repo}/${o.arch}/${file}`;
-    const buf = o.fetchPackage ? await o.fetchPackage(repo, o.arch, file) : await fetchRepoFile(repo, o.arch, file);
+    prefetch();
+    const download = fetches.get(p) ?? get(p);
+    fetches.delete(p);
+    prefetch();
+    const buf = await download;
     const opened = openPackage(buf, p.checksum, ring, what);
     const dbp = newDbPackage(p, opened.replaces, opened.replacesPriority);
     await ids.refresh(ctx);
@@ -221,7 +246,14 @@ class IdCache {
   private users = new Map<string, number>();
   private groups = new Map<string, number>();
 
+  private seen: [unknown, unknown] = [null, null];
+
+  /** Re-reads passwd/group when a package replaced them (not before every package: reading back flushes the writer). */
   async refresh(ctx: ProvisionContext): Promise<void> {
+    const p = ctx.tree.get('etc/passwd');
+    const g = ctx.tree.get('etc/group');
+    if (p?.content === this.seen[0] && g?.content === this.seen[1] && this.seen[0] !== null) return;
+    this.seen = [p?.content ?? null, g?.content ?? null];
     this.passwd = (await readTreeFile(ctx, 'etc/passwd'))?.toString('utf8') ?? '';
     this.group = (await readTreeFile(ctx, 'etc/group'))?.toString('utf8') ?? '';
   }
@@ -336,7 +368,8 @@ async function extract(
       const dir = dirOf(dname);
       touched.add(dname);
       const acl = aclString('file', attrs.uid, attrs.gid, e.mode, e.xattrs);
-      let write = claim(path);
+      const claimed = claim(path);
+      let write = claimed;
       let target = path;
       if (write && e.type === 'file' && isProtected(path) && !owner.has(path)) {
         const existing = tree.get(path);
@@ -347,7 +380,8 @@ async function extract(
           else target = `${path}.apk-new`;
         }
       }
-      const dbFile = write || owner.get(path)?.dbp === dbp ? { dir, name: fname, acl } : null;
+      // the package owns the name even when its bytes went to NAME.apk-new or were already there
+      const dbFile = claimed ? { dir, name: fname, acl } : null;
       cur = { e, path: target, hash: createHash('sha1'), write, attrs, dbFile };
       if (e.type === 'file') {
         if (write) writer.data.beginFile(e.size);
@@ -383,7 +417,6 @@ async function extract(
         }
         if (c.write) tree.addFile(c.path, c.attrs, e.size, writer.data.endFile());
         csum = e.sha1 ? 'Q1' + e.sha1.toString('base64') : null;
-        if (c.write) existingSha1.set(c.path, got);
       } else if (e.type === 'symlink') {
         const got = createHash('sha1').update(Buffer.from(e.linkname, 'latin1')).digest();
         if (e.sha1 && !got.equals(e.sha1)) fail('APK_CHECKSUM_MISMATCH', `install ${p.name}-${p.version}`, `symlink /${printable(c.path)} does not match its checksum`, what);
@@ -391,7 +424,7 @@ async function extract(
       } else if (e.type === 'hardlink') {
         csum = files.get(FsTree.split(e.linkname).join('/')) ?? null;
       }
-      files.set(c.path === c.e.name ? c.path : FsTree.split(c.e.name).join('/'), csum);
+      files.set(FsTree.split(c.e.name).join('/'), csum); // by the package's own name (not .apk-new)
       if (c.dbFile) {
         const f = { name: c.dbFile.name, acl: c.dbFile.acl, csum };
         c.dbFile.dir.files = c.dbFile.dir.files.filter((x) => x.name !== f.name);
@@ -427,4 +460,11 @@ async function unownedEtcHashes(ctx: ProvisionContext, owner: Map<string, unknow
   };
   await walk('etc');
   return out;
+}
+
+/** apk's database files can pass readTreeFile's 1 MiB guard on big images: allow 256 MiB. */
+async function readDbFile(ctx: ProvisionContext, path: string): Promise<Buffer | null> {
+  const n = ctx.tree.get(path);
+  if (!n || n.kind !== 'file') return null;
+  return ctx.writer.readContent(n.content, n.size, 256 << 20);
 }

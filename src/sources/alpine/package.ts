@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createGunzip } from 'node:zlib';
-import { fail } from '../../errors.js';
+import { fail, RootforgeError } from '../../errors.js';
 import { readMember } from './gzip.js';
 import { checkSignatures, signatureName, type KeyRing } from './keys.js';
 import { readSmallTar, ApkTarParser, type ApkTarHandler } from './tar.js';
@@ -123,4 +123,17 @@ export async function streamData(pkg: OpenedPackage, handler: ApkTarHandler, wha
     gz.destroy();
   }
   parser.end();
+}
+
+/** The identity of a package's bytes (Q1 + SHA-1 of its control member), or null when unreadable. */
+export function controlIdentity(buf: Buffer): string | null {
+  try {
+    let m = readMember(buf, 0, 'cached package');
+    const first = readSmallTar(m.data, 'cached package');
+    if (first.length > 0 && first.every((e) => e.entry.name.startsWith('.SIGN.'))) m = readMember(buf, m.end, 'cached package');
+    return q1(createHash('sha1').update(buf.subarray(m.start, m.end)).digest());
+  } catch (e) {
+    if (e instanceof RootforgeError) return null; // not a readable package: the caller downloads it again
+    throw e;
+  }
 }

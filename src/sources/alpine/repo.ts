@@ -3,7 +3,7 @@
  * `<arch>/APKINDEX.tar.gz` and `<arch>/<name>-<version>.apk`. Downloads are bounded in time and
  * retried once; every byte is checked later (signature, identity, datahash), never trusted here.
  */
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail } from '../../errors.js';
 
@@ -39,4 +39,37 @@ export async function fetchUrl(url: string, timeoutMs = 120_000): Promise<Buffer
     }
   }
   return fail('APK_FETCH_FAILED', `download ${url}`, (last as Error)?.message ?? String(last), url, last);
+}
+
+/**
+ * A package from an http(s) repository through the cache (<cacheDir>/apk/<identity>.apk): the
+ * name is the identity the signed index gave, and openPackage checks it again on every use, so
+ * a damaged or planted cache file fails like a tampered download. Local repositories are read
+ * directly.
+ */
+export async function fetchPackageCached(
+  repo: string,
+  arch: string,
+  file: string,
+  identity: string,
+  cacheDir: string | undefined,
+  check: (data: Buffer) => boolean,
+): Promise<Buffer> {
+  if (!cacheDir || !isUrl(repo)) return fetchRepoFile(repo, arch, file);
+  const dir = join(cacheDir, 'apk');
+  const path = join(dir, `${identity.replace(/\//g, '_').replace(/\+/g, '-')}.apk`);
+  try {
+    const cached = await readFile(path);
+    // a damaged entry (a cut download of an older version, a disk error) is replaced; what is
+    // downloaded instead is checked like any download
+    if (check(cached)) return cached;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const data = await fetchRepoFile(repo, arch, file);
+  await mkdir(dir, { recursive: true });
+  const tmp = `${path}.${process.pid}.${Math.floor(performance.now())}.tmp`;
+  await writeFile(tmp, data);
+  await rename(tmp, path);
+  return data;
 }

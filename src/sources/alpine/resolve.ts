@@ -105,19 +105,31 @@ export function resolve(world: Dep[], available: IndexPackage[], installed: Inde
   };
 
   const queue: Array<{ dep: Dep; from: string }> = world.map((dep) => ({ dep, from: 'world' }));
+  // what is installed keeps its conflicts: a new package may not break them
+  for (const p of installed) for (const dep of p.depends) if (dep.conflict) conflicts.push({ dep, from: `${p.name}-${p.version}` });
   const add = (p: IndexPackage, from: string) => {
     selected.set(p.name, p);
     why.set(p.name, from);
     for (const dep of p.depends) queue.push({ dep, from: `${p.name}-${p.version}` });
   };
+  // Names only providers have (virtuals, so:, cmd:) are decided last: by then the world and
+  // the dependencies that name packages may have brought in a provider already.
+  const later: Array<{ dep: Dep; from: string }> = [];
+  const isVirtual = (d: Dep) => !(byProvide.get(d.name) ?? []).some((p) => p.name === d.name);
   const drain = () => {
-    while (queue.length > 0) {
-      const { dep, from } = queue.shift()!;
+    for (;;) {
+      const item = queue.shift() ?? later.shift();
+      if (!item) return;
+      const { dep, from } = item;
       if (dep.conflict) {
         conflicts.push({ dep, from });
         continue;
       }
       if (satisfiedBy(dep)) continue;
+      if (queue.length > 0 && isVirtual(dep) && !later.includes(item)) {
+        later.push(item);
+        continue;
+      }
       add(choose(dep, from), from);
     }
   };

@@ -32,7 +32,7 @@ export interface AlpineStepResult extends ApkInstallResult {
   lock: AlpineLock;
 }
 
-export async function installAlpinePackages(ctx: ProvisionContext, alpine: AlpineSpec, arch: string, base: AlpineBase): Promise<AlpineStepResult> {
+export async function installAlpinePackages(ctx: ProvisionContext, alpine: AlpineSpec, arch: string, base: AlpineBase, cacheDir?: string): Promise<AlpineStepResult> {
   const a = apkArch(arch);
   let repositories = alpine.repositories;
   if (repositories.length === 0 && alpine.branch) repositories = branchRepositories(alpine.branch);
@@ -49,6 +49,7 @@ export async function installAlpinePackages(ctx: ProvisionContext, alpine: Alpin
     keys: alpine.keys,
     arch: a,
     pins: base.lock ? pinsOf(base.lock) : undefined,
+    cacheDir: cacheDir ?? defaultCacheDir(),
   });
   const lock = makeLock({ kind: 'alpine', branch: alpine.branch, arch: a, minirootfs: base.pin, repositories, world: result.world }, result.installed);
   return { ...result, lock };

@@ -148,10 +148,14 @@ export function compareVersions(a: string, b: string, fuzzy = false): number {
   if (av < bv) return LESS;
   if (av > bv) return GREATER;
   if (ta.type === tb.type || fuzzy) return EQUAL;
-  if (ta.type === T.Suffix && ta.next() < 0) return LESS;
-  if (tb.type === T.Suffix && tb.next() < 0) return GREATER;
-  if (ta.type > tb.type) return LESS;
-  if (tb.type > ta.type) return GREATER;
+  // which side goes on decides: a pre-release suffix makes it older, anything else newer
+  // (compared by the token types as they were here, before peeking at a suffix)
+  const at = ta.type;
+  const bt = tb.type;
+  if (at === T.Suffix && ta.next() < 0) return LESS;
+  if (bt === T.Suffix && tb.next() < 0) return GREATER;
+  if (at > bt) return LESS;
+  if (bt > at) return GREATER;
   return EQUAL;
 }
 
