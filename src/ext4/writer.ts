@@ -76,7 +76,7 @@ import { allocateMetadata, chooseLayout, type MetadataPlacement } from './layout
 import { resolveExt4Options, type Ext4Options, type ResolvedExt4Options } from './options.js';
 import { BLOCK_WRITER_BUDGET, BlockWriter, putDescriptors, putSuperblocks, splitBlocks } from './output.js';
 import { dirEntries, dirShape, numberInodes, planMetadata, type TreePlan } from './plan.js';
-import { encodeInodeXattrs, encodeXattrBlock, sealXattrBlock } from './xattr.js';
+import { encodeInodeXattrs, encodeXattrBlock, sealXattrBlock, type XattrItem } from './xattr.js';
 
 // Kept here too: callers imported these from the writer before they had modules of their own.
 export { HEADROOM, type Ext4Options, type SizeSpec } from './options.js';
@@ -400,6 +400,10 @@ export class Ext4Writer implements ContentSink {
   }
 }
 
+const I_BLOCK_SCRATCH = Buffer.alloc(60);
+const NO_BLOCKS: number[] = [];
+const NO_XATTR_ITEMS: XattrItem[] = [];
+
 /** Encodes one inode into its table slot, and its directory, extent-tree and symlink blocks. */
 function encodeOne(
   n: Inode,
@@ -412,13 +416,14 @@ function encodeOne(
   out: BlockWriter,
 ): void {
   const seed = inodeCsumSeed(csumSeed, ino);
-  let iBlock: Buffer = Buffer.alloc(60);
+  // one scratch i_block for every inode: encodeInode copies it into the table
+  let iBlock: Buffer = I_BLOCK_SCRATCH.fill(0);
   let flags = 0;
   let size = 0;
   let dataBlocks = 0;
   let mode = 0;
   let links = n.links;
-  let extents: Extent[] = [];
+  let extents: readonly Extent[] = [];
   switch (n.kind) {
     case 'dir': {
       const info = plan.dirs.get(ino)!;
@@ -440,7 +445,7 @@ function encodeOne(
       size = n.size;
       flags = IFL_EXTENTS;
       if (n.content?.kind === 'placed') {
-        extents = n.content.runs.map((r) => ({ logical: r.logical, physical: r.physical, length: r.length }));
+        extents = n.content.runs; // a BlockRun is an Extent
         for (const e of extents) dataBlocks += e.length;
       }
       break;
@@ -473,16 +478,16 @@ function encodeOne(
       mode = S_IFSOCK;
       break;
   }
-  const treeBlocks = placed.treeBlocks.get(ino) ?? [];
+  const treeBlocks = placed.treeBlocks.get(ino) ?? NO_BLOCKS;
   if (flags & IFL_EXTENTS) {
-    const tree = encodeExtentTree(extents, treeBlocks, seed);
+    const tree = encodeExtentTree(extents, treeBlocks, seed, iBlock);
     iBlock = tree.iBlock;
     treeBlocks.forEach((blk, i) => out.put(blk, tree.blocks[i]!));
   }
   const xattrs = plan.xattrs.get(ino);
   const blocks512 = (dataBlocks + treeBlocks.length + (xattrs?.block ? 1 : 0)) * (BLOCK_SIZE / 512);
   const { buf, off } = slot;
-  encodeInodeXattrs(xattrs?.inInode ?? [], buf, off);
+  encodeInodeXattrs(xattrs?.inInode ?? NO_XATTR_ITEMS, buf, off);
   encodeInode(
     {
       mode: mode | n.mode,
