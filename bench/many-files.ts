@@ -3,8 +3,17 @@
  * DIRS directories each holding FILES empty files, ustar headers only. Used to measure memory per
  * tree entry: `node build/bench/many-files.js [DIRS] [FILES] | rootforge convert tar:- -o X`.
  * The default, 1,000 × 1,001 = 1,001,000 files, is the issue 14 yardstick.
+ *
+ * `node build/bench/many-files.js --measure [DIRS] [FILES]` runs run-ours.js (the library's
+ * convert(), fsync, peak RSS from getrusage) on the stream and on a 1-file stream, and prints
+ * the peak RSS of both and the memory per entry: (peak − one-file peak) ÷ entries.
  */
-import { Writable } from 'node:stream';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import type { OursReport } from './run-ours.js';
 
 function header(name: string, type: '0' | '5', mode: number): Buffer {
   const b = Buffer.alloc(512);
@@ -43,8 +52,47 @@ export async function writeManyFiles(out: Writable, dirs: number, files: number)
   await flush();
 }
 
+/** Converts the stream in a child process (run-ours.js, `tar:-`); its report. */
+async function convertStream(dirs: number, files: number, out: string): Promise<OursReport & { seconds: number }> {
+  const runner = new URL('./run-ours.js', import.meta.url).pathname;
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [runner, 'tar:-', out], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  const exited = new Promise<number>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve(code ?? -1));
+  });
+  await writeManyFiles(child.stdin, dirs, files);
+  child.stdin.end();
+  const code = await exited;
+  if (code !== 0) throw new Error(`run-ours.js exited ${code}`);
+  return { ...(JSON.parse(stdout.trim().split('\n').pop()!) as OursReport), seconds: (performance.now() - t0) / 1000 };
+}
+
+async function measure(dirs: number, files: number): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'rf-many-'));
+  try {
+    const one = await convertStream(1, 1, join(dir, 'one.img'));
+    rmSync(join(dir, 'one.img'));
+    const many = await convertStream(dirs, files, join(dir, 'many.img'));
+    const entries = dirs * (files + 1);
+    const perEntry = ((many.maxRssKiB - one.maxRssKiB) * 1024) / entries;
+    process.stdout.write(
+      `${entries} entries (${dirs} directories × ${files} empty files): ${many.seconds.toFixed(1)} s, peak RSS ${(many.maxRssKiB / 1024).toFixed(0)} MiB ` +
+        `(one file: ${(one.maxRssKiB / 1024).toFixed(0)} MiB) → ${perEntry.toFixed(0)} bytes per entry (target ≤ 200)\n`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const dirs = Number(process.argv[2] ?? 1000);
-  const files = Number(process.argv[3] ?? 1001);
-  await writeManyFiles(process.stdout, dirs, files);
+  const args = process.argv.slice(2);
+  const measuring = args[0] === '--measure';
+  if (measuring) args.shift();
+  const dirs = Number(args[0] ?? 1000);
+  const files = Number(args[1] ?? 1001);
+  if (measuring) await measure(dirs, files);
+  else await writeManyFiles(process.stdout, dirs, files);
 }
