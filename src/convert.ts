@@ -1,6 +1,7 @@
 /**
  * convert(): source → tree → ext4 image, in one pass, written atomically.
  */
+import { constants as fsConstants } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { fail } from './errors.js';
 import { imageOptions, type Ext4Options } from './ext4/options.js';
@@ -119,7 +120,8 @@ export async function convert(source: string | SourceSpec, output: string, optio
     const key = cache ? ImageCache.key(version(), image.source, image.manifestDigest, cacheOptions(options)) : '';
     const cached = cache ? await cache.lookup(key) : null;
     if (cached) {
-      await writeAtomically(output, async (_fh, tmp) => copyFile(cached.path, tmp));
+      // a reflink where the filesystem has them (btrfs, XFS): no bytes copied; else a full copy
+      await writeAtomically(output, async (_fh, tmp) => copyFile(cached.path, tmp, fsConstants.COPYFILE_FICLONE));
       return { ...cached.summary, timings: { [RESOLVE_TIMING]: resolveMs }, image: imageJson(image), cacheHit: true, output, source: src, warnings };
     }
     const built = await writeAtomically(output, (fh) => build(fh, src, image, options, onWarning), await outputLimits(options, src, image));

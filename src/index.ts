@@ -17,9 +17,12 @@ export type { TarHeader, TarHandler, TarParserOptions, TarWarning, EntryType, Sp
 // tree
 export { FsTree, type NodeAttrs, type TreeOptions } from './tree/tree.js';
 export type { Inode, NodeKind, Content, BlockRun } from './tree/types.js';
+export type { ContentSink, BodySink } from './tree/sink.js';
 
 // ext4
-export { Ext4Writer, HEADROOM, formatUuid, parseUuid, type Ext4Options, type SizeSpec, type ImageSummary } from './ext4/writer.js';
+export { Ext4Writer, type ImageSummary } from './ext4/writer.js';
+export { HEADROOM, imageOptions, type Ext4Options, type SizeSpec } from './ext4/options.js';
+export { formatUuid, parseUuid } from './ext4/identity.js';
 export { Ext4Image, type Stat, type DirListing, type FileKind } from './ext4/reader.js';
 export { parseSize, parseBytes } from './util/size.js';
 

@@ -29,8 +29,8 @@ export interface EncodedExtentTree {
  * Encodes `extents` (sorted, each ≤ 32768 blocks) into i_block plus tree blocks placed at
  * `treeBlocks` (physical numbers, extentTreeBlocks(n) of them: leaves first, then indexes).
  */
-export function encodeExtentTree(extents: Extent[], treeBlocks: number[], inodeSeed: number): EncodedExtentTree {
-  const iBlock = Buffer.alloc(I_BLOCK_SIZE);
+export function encodeExtentTree(extents: readonly Extent[], treeBlocks: number[], inodeSeed: number, iBlock: Buffer = Buffer.alloc(I_BLOCK_SIZE)): EncodedExtentTree {
+  // `iBlock` (zeroed, I_BLOCK_SIZE bytes) may be a caller's scratch buffer: it is returned filled in.
   const n = extents.length;
   if (n <= EXTENTS_IN_INODE) {
     encodeExtentHeader(iBlock, 0, n, EXTENTS_IN_INODE, 0);

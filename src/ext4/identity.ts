@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { fail } from '../errors.js';
 import { crc32c } from './crc32c.js';
 import { fingerprintHeader, type ResolvedExt4Options } from './options.js';
-import type { Planned } from './plan.js';
+import type { TreePlan } from './plan.js';
 
 export interface Identity {
   uuid: Buffer;
@@ -19,26 +19,28 @@ export interface Identity {
 }
 
 /** The UUID (the option's, else from the fingerprint), hash seed and checksum seed. */
-export function imageIdentity(planned: Planned[], o: ResolvedExt4Options): Identity {
-  const fingerprint = fingerprintTree(planned, o);
+export function imageIdentity(plan: TreePlan, o: ResolvedExt4Options): Identity {
+  const fingerprint = fingerprintTree(plan, o);
   const uuid = o.uuid ?? uuidFrom(fingerprint.subarray(0, 16));
   return { uuid, hashSeed: Buffer.from(fingerprint.subarray(16, 32)), csumSeed: crc32c(0xffffffff, uuid) };
 }
 
 /** sha256 over the options' header and one line per inode (in inode order). */
-export function fingerprintTree(planned: Planned[], o: ResolvedExt4Options): Buffer {
+export function fingerprintTree(plan: TreePlan, o: ResolvedExt4Options): Buffer {
   const h = createHash('sha256');
   h.update(fingerprintHeader(o));
   // One latin1 string per batch of inodes: far fewer hash updates than one per field.
   let batch = '';
-  for (const p of planned) {
-    const n = p.node;
+  for (let ino = 1; ino <= plan.maxIno; ino++) {
+    const n = plan.nodes[ino];
+    if (!n) continue;
     const c = n.content && n.content.kind === 'placed' ? n.content : null;
-    batch += `${p.ino} ${n.kind} ${n.mode} ${n.uid} ${n.gid} ${n.mtime.sec}.${n.mtime.nsec} ${n.atime.sec}.${n.atime.nsec} ${n.ctime.sec}.${n.ctime.nsec} ${n.size} ${c ? c.crc : ''}:${c ? c.runs.length : ''} ${n.major}:${n.minor} ${n.target.length}:${n.target}`;
+    batch += `${ino} ${n.kind} ${n.mode} ${n.uid} ${n.gid} ${n.mtime.sec}.${n.mtime.nsec} ${n.atime.sec}.${n.atime.nsec} ${n.ctime.sec}.${n.ctime.nsec} ${n.size} ${c ? c.crc : ''}:${c ? c.runs.length : ''} ${n.major}:${n.minor} ${n.target.length}:${n.target}`;
     if (n.xattrs.size > 0) {
       for (const [k, v] of [...n.xattrs].sort((a, b) => (a[0] < b[0] ? -1 : 1))) batch += ` ${k.length}:${k}=${v.length}:${v.toString('latin1')}`;
     }
-    for (const e of p.entries) batch += ` ${e.ino}/${e.name.length}:${e.name.toString('latin1')}`;
+    const dir = n.kind === 'dir' ? plan.dirs.get(ino) : undefined;
+    if (dir) for (let i = 0; i < dir.names.length; i++) batch += ` ${dir.inos[i]}/${dir.names[i]!.length}:${dir.names[i]}`;
     batch += '\n';
     if (batch.length > 1 << 16) {
       h.update(batch, 'latin1');

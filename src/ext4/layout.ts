@@ -8,10 +8,10 @@ import { fail } from '../errors.js';
 import { formatBytes } from '../util/size.js';
 import { BlockAllocator, type Run } from './alloc.js';
 import { extentTreeBlocks, runsToExtents } from './extents.js';
-import { BLOCK_SIZE, BLOCKS_PER_GROUP, FAST_SYMLINK_MAX, groupReservedBlocks, INODES_PER_BLOCK, MAX_EXTENT_LEN, MAX_INODES_PER_GROUP } from './format.js';
+import { BLOCK_SIZE, BLOCKS_PER_GROUP, groupReservedBlocks, INODES_PER_BLOCK, MAX_EXTENT_LEN, MAX_INODES_PER_GROUP } from './format.js';
 import { defaultJournalBlocks } from './journal.js';
 import { HEADROOM, promisedFreeBlocks, reservedClusters, type ResolvedExt4Options } from './options.js';
-import type { Planned } from './plan.js';
+import type { TreePlan } from './plan.js';
 
 export interface Layout {
   groups: number;
@@ -26,7 +26,12 @@ export interface MetadataPlacement {
   blockBitmap: number[];
   inodeBitmap: number[];
   journalRuns: Run[];
-  perInode: { dirRuns: Run[]; treeBlocks: number[]; symlinkBlock: number }[];
+  /** Directory blocks by inode number. */
+  dirRuns: Map<number, Run[]>;
+  /** Extent-tree blocks by inode number (only inodes that need them). */
+  treeBlocks: Map<number, number[]>;
+  /** Slow symlink target blocks by inode number. */
+  symlinkBlocks: Map<number, number>;
   xattrBlocks: number[];
 }
 
@@ -37,12 +42,10 @@ export interface MetadataPlacement {
 export function chooseLayout(
   alloc: BlockAllocator,
   o: ResolvedExt4Options,
-  maxIno: number,
-  metaBlocks: number,
-  planned: Planned[],
-  xattrBlockCount: number,
+  plan: TreePlan,
 ): Layout {
-  const usedInodes = maxIno;
+  const usedInodes = plan.maxIno;
+  const metaBlocks = plan.metaBlocks;
   let wantInodes: number;
   let fixedTotal = 0;
   if (o.size.mode === 'fixed') {
@@ -62,7 +65,7 @@ export function chooseLayout(
     const est = alloc.next + metaBlocks + (groups * ipg) / INODES_PER_BLOCK + 2 * groups;
     const journalBlocks = o.readOnly || !o.journal ? 0 : (o.journalBlocks ?? defaultJournalBlocks(fixedTotal || est));
     const sim = cloneAllocator(alloc);
-    allocateMetadata(sim, groups, ipg, journalBlocks, planned, xattrBlockCount);
+    allocateMetadata(sim, groups, ipg, journalBlocks, plan);
     const usedEnd = sim.next;
     const used = usedEnd - sim.gapBlocks();
     let total: number;
@@ -97,7 +100,7 @@ export function chooseLayout(
  * directories, extent-tree blocks, slow-symlink blocks, xattr blocks. Run once on a copy of the
  * allocator to size the image and once for real, so both agree to the block.
  */
-export function allocateMetadata(a: BlockAllocator, groups: number, ipg: number, journalBlocks: number, planned: Planned[], xattrBlockCount: number): MetadataPlacement {
+export function allocateMetadata(a: BlockAllocator, groups: number, ipg: number, journalBlocks: number, plan: TreePlan): MetadataPlacement {
   const itable: number[] = [];
   for (let g = 0; g < groups; g++) itable.push(a.allocateContiguous(ipg / INODES_PER_BLOCK));
   const blockBitmap: number[] = [];
@@ -110,22 +113,21 @@ export function allocateMetadata(a: BlockAllocator, groups: number, ipg: number,
     journalRuns.push({ start: a.allocateContiguous(first), length: first });
     if (journalBlocks > first) journalRuns.push(...a.allocate(journalBlocks - first));
   }
-  const perInode = planned.map((p) => ({
-    dirRuns: p.dirPlan ? a.allocate(p.dirPlan.blocks) : [],
-    treeBlocks: [] as number[],
-    symlinkBlock: 0,
-  }));
-  planned.forEach((p, i) => {
-    const extents = p.dirPlan ? runsToExtents(perInode[i]!.dirRuns).length : p.extents.length;
+  const dirRuns = new Map<number, Run[]>();
+  for (const ino of plan.dirInos) dirRuns.set(ino, a.allocate(plan.dirs.get(ino)!.blocks));
+  const treeBlocks = new Map<number, number[]>();
+  for (const ino of plan.treeCandidates) {
+    const runs = dirRuns.get(ino);
+    const n = plan.nodes[ino]!;
+    const extents = runs ? runsToExtents(runs).length : n.content?.kind === 'placed' ? n.content.runs.length : 0;
     const need = extentTreeBlocks(extents);
-    if (need > 0) perInode[i]!.treeBlocks = runsToBlocks(a.allocate(need));
-  });
-  planned.forEach((p, i) => {
-    if (p.node.kind === 'symlink' && p.node.target.length > FAST_SYMLINK_MAX) perInode[i]!.symlinkBlock = a.allocate(1)[0]!.start;
-  });
+    if (need > 0) treeBlocks.set(ino, runsToBlocks(a.allocate(need)));
+  }
+  const symlinkBlocks = new Map<number, number>();
+  for (const ino of plan.slowSymlinks) symlinkBlocks.set(ino, a.allocate(1)[0]!.start);
   const xattrBlocks: number[] = [];
-  for (let i = 0; i < xattrBlockCount; i++) xattrBlocks.push(a.allocate(1)[0]!.start);
-  return { itable, blockBitmap, inodeBitmap, journalRuns, perInode, xattrBlocks };
+  for (let i = 0; i < plan.xattrBlocks.length; i++) xattrBlocks.push(a.allocate(1)[0]!.start);
+  return { itable, blockBitmap, inodeBitmap, journalRuns, dirRuns, treeBlocks, symlinkBlocks, xattrBlocks };
 }
 
 /**

@@ -13,7 +13,7 @@ import { writevFully } from './datasink.js';
 import { BLOCK_SIZE, BLOCKS_PER_GROUP, DESC_SIZE, DESCS_PER_BLOCK, groupHasSuperblock, SUPERBLOCK_OFFSET } from './format.js';
 
 /** Metadata held in memory before it is written out. */
-export const BLOCK_WRITER_BUDGET = 32 * 1024 * 1024;
+export const BLOCK_WRITER_BUDGET = 8 * 1024 * 1024;
 
 /**
  * Collects metadata blocks and writes them sorted, merging neighbours into large writes.

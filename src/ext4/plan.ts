@@ -2,14 +2,19 @@
  * Planning, the first step of finishing an image: number the inodes, list each directory's
  * entries, and work out what metadata every inode needs (directory blocks, extent-tree blocks,
  * slow-symlink blocks, shared xattr blocks) before anything is placed.
+ *
+ * Memory is what this module is careful about: a tree may hold millions of entries, so nothing
+ * here is per inode except one array slot (the node at its inode number). Directories keep their
+ * sorted names and child inode numbers in flat arrays; the few inodes that need more (extent-tree
+ * blocks, slow symlinks, xattrs) are listed sparsely. Directory entries as byte buffers and
+ * htree leaves are rebuilt per directory when they are needed, never held for all of them.
  */
 import { fail } from '../errors.js';
 import type { Inode } from '../tree/types.js';
-import type { Run } from './alloc.js';
-import type { Extent } from './codec.js';
-import { planDirectory, type DirEntry, type DirPlan } from './dir.js';
+import { planDirectory, type DirEntry } from './dir.js';
 import { extentTreeBlocks } from './extents.js';
 import {
+  EXTENTS_IN_INODE,
   FAST_SYMLINK_MAX,
   FIRST_INO,
   FT_BLKDEV,
@@ -26,20 +31,16 @@ import {
 } from './format.js';
 import { compareItems, placeXattrs, toXattrItem, type XattrItem } from './xattr.js';
 
-/** One inode on its way into the image. */
-export interface Planned {
-  node: Inode;
-  ino: number;
-  parentIno: number; // directories
-  entries: DirEntry[]; // directories
-  dirPlan: DirPlan | null;
-  dirRuns: Run[];
-  extents: Extent[]; // data extents (files, dirs and slow symlinks after allocation)
-  treeBlocks: number[]; // extent tree blocks
-  inodeXattrs: XattrItem[];
-  xattrBlock: XattrBlockRef | null;
-  symlinkBlock: number;
+/** A directory's entries (in name order) and what it needs. */
+export interface DirInfo {
+  parentIno: number;
   links: number;
+  names: string[];
+  inos: Uint32Array;
+  types: Uint8Array;
+  /** Blocks and whether it is hashed (set by planMetadata). */
+  blocks: number;
+  indexed: boolean;
 }
 
 /** An xattr block shared by every inode with the same out-of-inode xattrs (up to 1024 of them). */
@@ -50,8 +51,24 @@ export interface XattrBlockRef {
   block: number;
 }
 
-/** What the inodes need besides their inode-table slots. */
-export interface MetadataNeeds {
+export interface InodeXattrs {
+  inInode: XattrItem[];
+  block: XattrBlockRef | null;
+}
+
+/** The numbered tree. */
+export interface TreePlan {
+  /** The node at each inode number (holes for reserved numbers without one). */
+  nodes: (Inode | undefined)[];
+  maxIno: number;
+  /** Directory inode numbers, ascending. */
+  dirInos: number[];
+  dirs: Map<number, DirInfo>;
+  /** Inodes whose extents may not fit in the inode (directories, files of > 4 runs), ascending. */
+  treeCandidates: number[];
+  /** Symlinks whose target needs a block, ascending. */
+  slowSymlinks: number[];
+  xattrs: Map<number, InodeXattrs>;
   /** Shared xattr blocks, in the order they are placed. */
   xattrBlocks: XattrBlockRef[];
   /** Blocks of directories, extent trees, slow symlinks and xattrs. */
@@ -63,90 +80,115 @@ export interface MetadataNeeds {
 /**
  * Numbers inodes: root 2, lost+found 11, then each directory's children in name order before
  * descending into its subdirectories (so a directory's entries sit close in the inode table).
- * The result is sorted by inode number.
  */
-export function numberInodes(root: Inode, lostFound: Inode | null): Planned[] {
-  const seen = new Map<Inode, Planned>();
-  const out: Planned[] = [];
-  let next = FIRST_INO + 1;
-  const make = (node: Inode, ino: number, parentIno: number): Planned => {
-    const p: Planned = {
-      node,
-      ino,
-      parentIno,
-      entries: [],
-      dirPlan: null,
-      dirRuns: [],
-      extents: [],
-      treeBlocks: [],
-      inodeXattrs: [],
-      xattrBlock: null,
-      symlinkBlock: 0,
-      links: node.kind === 'dir' ? 2 : node.links,
-    };
-    seen.set(node, p);
-    out.push(p);
-    return p;
-  };
-  make(root, ROOT_INO, ROOT_INO);
-  if (lostFound) make(lostFound, LOST_FOUND_INO, ROOT_INO);
-  const stack: Planned[] = [seen.get(root)!];
+export function numberInodes(root: Inode, lostFound: Inode | null): TreePlan {
+  const nodes: (Inode | undefined)[] = new Array<Inode | undefined>(FIRST_INO + 1).fill(undefined);
+  // only inodes that can be reached twice need a lookup: hard-linked ones and lost+found
+  const linked = new Map<Inode, number>();
+  const dirs = new Map<number, DirInfo>();
+  const newDir = (parentIno: number): DirInfo => ({ parentIno, links: 2, names: [], inos: new Uint32Array(0), types: new Uint8Array(0), blocks: 0, indexed: false });
+  nodes[ROOT_INO] = root;
+  dirs.set(ROOT_INO, newDir(ROOT_INO));
+  if (lostFound) {
+    nodes[LOST_FOUND_INO] = lostFound;
+    linked.set(lostFound, LOST_FOUND_INO);
+    dirs.set(LOST_FOUND_INO, newDir(ROOT_INO));
+  }
+  const stack: number[] = [ROOT_INO];
   while (stack.length > 0) {
-    const dir = stack.pop()!;
-    const names = [...dir.node.children!.keys()].sort();
-    const subdirs: Planned[] = [];
-    for (const name of names) {
-      const child = dir.node.children!.get(name)!;
-      let p = seen.get(child);
-      if (!p) p = make(child, next++, dir.ino);
-      dir.entries.push({ name: Buffer.from(name, 'latin1'), ino: p.ino, fileType: fileType(child) });
+    const ino = stack.pop()!;
+    const dir = nodes[ino]!;
+    const info = dirs.get(ino)!;
+    const names = [...dir.children!.keys()].sort();
+    const inos = new Uint32Array(names.length);
+    const types = new Uint8Array(names.length);
+    const subdirs: number[] = [];
+    for (let i = 0; i < names.length; i++) {
+      const child = dir.children!.get(names[i]!)!;
+      let childIno = child.kind !== 'dir' && child.links === 1 ? undefined : linked.get(child);
+      if (childIno === undefined) {
+        childIno = nodes.length;
+        nodes.push(child);
+        if (child.kind !== 'dir' && child.links !== 1) linked.set(child, childIno);
+      }
+      inos[i] = childIno;
+      types[i] = fileType(child);
       if (child.kind === 'dir') {
-        p.parentIno = dir.ino;
-        dir.links++;
-        subdirs.push(p);
+        let sub = dirs.get(childIno);
+        if (!sub) dirs.set(childIno, (sub = newDir(ino)));
+        sub.parentIno = ino;
+        info.links++;
+        subdirs.push(childIno);
       }
     }
+    info.names = names;
+    info.inos = inos;
+    info.types = types;
     for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]!);
   }
-  for (const p of out) if (p.node.kind === 'dir' && p.links > MAX_LINKS) p.links = 1;
-  out.sort((a, b) => a.ino - b.ino);
+  for (const info of dirs.values()) if (info.links > MAX_LINKS) info.links = 1;
+  return {
+    nodes,
+    maxIno: Math.max(FIRST_INO, nodes.length - 1),
+    dirInos: [...dirs.keys()].sort((a, b) => a - b),
+    dirs,
+    treeCandidates: [],
+    slowSymlinks: [],
+    xattrs: new Map(),
+    xattrBlocks: [],
+    metaBlocks: 0,
+    files: 0,
+    directories: 0,
+  };
+}
+
+/** A directory's entries as the directory encoder takes them (built when needed, not kept). */
+export function dirEntries(info: DirInfo): DirEntry[] {
+  const out: DirEntry[] = new Array(info.names.length);
+  for (let i = 0; i < info.names.length; i++) out[i] = { name: Buffer.from(info.names[i]!, 'latin1'), ino: info.inos[i]!, fileType: info.types[i]! };
   return out;
 }
 
+/** How many blocks a directory takes, and whether it is hashed. */
+export function dirShape(ino: number, info: DirInfo, hashSeed: Buffer): ReturnType<typeof planDirectory> {
+  const plan = planDirectory(dirEntries(info), hashSeed);
+  if (ino === LOST_FOUND_INO && plan.blocks < LOST_FOUND_BLOCKS && !plan.indexed) return { ...plan, blocks: LOST_FOUND_BLOCKS };
+  return plan;
+}
+
 /**
- * Plans each inode's metadata: directory layout (hashed with `hashSeed`), data extents of placed
+ * Plans each inode's metadata: directory layout (hashed with `hashSeed`), extent trees of placed
  * files, slow-symlink blocks, and xattrs split between the inode and shared blocks.
  */
-export function planMetadata(planned: Planned[], hashSeed: Buffer): MetadataNeeds {
+export function planMetadata(plan: TreePlan, hashSeed: Buffer): void {
   const byKey = new Map<string, XattrBlockRef[]>();
-  const xattrBlocks: XattrBlockRef[] = [];
-  let metaBlocks = 0;
-  let files = 0;
-  let directories = 0;
-  for (const p of planned) {
-    const n = p.node;
+  for (let ino = 1; ino <= plan.maxIno; ino++) {
+    const n = plan.nodes[ino];
+    if (!n) continue;
     if (n.kind === 'dir') {
-      directories++;
-      p.dirPlan = planDirectory(p.entries, hashSeed);
-      if (p.ino === LOST_FOUND_INO && p.dirPlan.blocks < LOST_FOUND_BLOCKS && !p.dirPlan.indexed) {
-        p.dirPlan = { ...p.dirPlan, blocks: LOST_FOUND_BLOCKS };
-      }
-      metaBlocks += p.dirPlan.blocks;
+      plan.directories++;
+      const info = plan.dirs.get(ino)!;
+      const shape = dirShape(ino, info, hashSeed);
+      info.blocks = shape.blocks;
+      info.indexed = shape.indexed;
+      plan.metaBlocks += shape.blocks;
+      plan.treeCandidates.push(ino);
     } else if (n.kind === 'file') {
-      files++;
-      if (p.links > MAX_LINKS) fail('EXT4_NO_SPACE', 'link file', `more than ${MAX_LINKS} hard links`, p.links);
+      plan.files++;
+      if (n.links > MAX_LINKS) fail('EXT4_NO_SPACE', 'link file', `more than ${MAX_LINKS} hard links`, n.links);
       if (n.content) {
         if (n.content.kind !== 'placed') throw new Error('internal: unplaced content at finish');
-        p.extents = n.content.runs.map((r) => ({ logical: r.logical, physical: r.physical, length: r.length }));
-        metaBlocks += extentTreeBlocks(p.extents.length);
+        plan.metaBlocks += extentTreeBlocks(n.content.runs.length);
+        if (n.content.runs.length > EXTENTS_IN_INODE) plan.treeCandidates.push(ino);
       }
     } else if (n.kind === 'symlink' && n.target.length > FAST_SYMLINK_MAX) {
-      metaBlocks += 1;
+      plan.metaBlocks += 1;
+      plan.slowSymlinks.push(ino);
     }
     if (n.xattrs.size > 0) {
       const items = [...n.xattrs].map(([k, v]) => toXattrItem(k, v, n.mode)).sort(compareItems);
       const { inInode, inBlock } = placeXattrs(items);
-      p.inodeXattrs = inInode;
+      let block: XattrBlockRef | null = null;
       if (inBlock.length > 0) {
         const key = xattrKey(inBlock);
         const list = byKey.get(key) ?? [];
@@ -155,15 +197,15 @@ export function planMetadata(planned: Planned[], hashSeed: Buffer): MetadataNeed
           ref = { key, items: inBlock, refs: 0, block: 0 };
           list.push(ref);
           byKey.set(key, list);
-          xattrBlocks.push(ref);
-          metaBlocks += 1;
+          plan.xattrBlocks.push(ref);
+          plan.metaBlocks += 1;
         }
         ref.refs++;
-        p.xattrBlock = ref;
+        block = ref;
       }
+      plan.xattrs.set(ino, { inInode, block });
     }
   }
-  return { xattrBlocks, metaBlocks, files, directories };
 }
 
 export function fileType(n: Inode): number {

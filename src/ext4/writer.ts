@@ -20,7 +20,7 @@ import type { ContentSink } from '../tree/sink.js';
 import type { FsTree } from '../tree/tree.js';
 import { BlockAllocator, type Run } from './alloc.js';
 import { groupBitmaps, usedInodesIn } from './bitmaps.js';
-import { encodeInode, inodeCsumSeed, sealInode, type Superblock, TIME_MAX, TIME_MIN } from './codec.js';
+import { encodeInode, inodeCsumSeed, sealInode, type Extent, type Superblock, TIME_MAX, TIME_MIN } from './codec.js';
 import { DataSink } from './datasink.js';
 import { encodeDirectory } from './dir.js';
 import { encodeExtentTree, runsToExtents } from './extents.js';
@@ -72,11 +72,11 @@ import {
 } from './format.js';
 import { formatUuid, imageIdentity } from './identity.js';
 import { encodeJournalSuperblock } from './journal.js';
-import { allocateMetadata, chooseLayout } from './layout.js';
+import { allocateMetadata, chooseLayout, type MetadataPlacement } from './layout.js';
 import { resolveExt4Options, type Ext4Options, type ResolvedExt4Options } from './options.js';
 import { BLOCK_WRITER_BUDGET, BlockWriter, putDescriptors, putSuperblocks, splitBlocks } from './output.js';
-import { numberInodes, planMetadata, type Planned } from './plan.js';
-import { encodeInodeXattrs, encodeXattrBlock, sealXattrBlock } from './xattr.js';
+import { dirEntries, dirShape, numberInodes, planMetadata, type TreePlan } from './plan.js';
+import { encodeInodeXattrs, encodeXattrBlock, sealXattrBlock, type XattrItem } from './xattr.js';
 
 // Kept here too: callers imported these from the writer before they had modules of their own.
 export { HEADROOM, type Ext4Options, type SizeSpec } from './options.js';
@@ -98,9 +98,6 @@ export interface ImageSummary {
   /** Milliseconds spent in each phase of finishing the image (diagnostics only). */
   timings: Record<string, number>;
 }
-
-/** Marks where inode 8 (the journal) falls in the inode-order walk. */
-const JOURNAL_SLOT = { ino: JOURNAL_INO } as unknown as Planned;
 
 export class Ext4Writer implements ContentSink {
   readonly alloc: BlockAllocator;
@@ -193,21 +190,21 @@ export class Ext4Writer implements ContentSink {
       const t = { sec: o.timestamp, nsec: 0 };
       lostFound = tree.addDir('lost+found', { mode: 0o700, uid: 0, gid: 0, mtime: t });
     }
-    const planned = numberInodes(tree.root, lostFound.kind === 'dir' ? lostFound : null);
-    const maxIno = Math.max(FIRST_INO, planned[planned.length - 1]!.ino); // planned is sorted by inode number
+    const plan = numberInodes(tree.root, lostFound.kind === 'dir' ? lostFound : null);
+    const maxIno = plan.maxIno;
 
     lap('number inodes');
     // ---- identity (needed before hashing directory names)
-    const { uuid, hashSeed, csumSeed } = imageIdentity(planned, o);
+    const { uuid, hashSeed, csumSeed } = imageIdentity(plan, o);
 
     lap('fingerprint');
     // ---- per-inode metadata needs
-    const needs = planMetadata(planned, hashSeed);
-    const xattrOrder = needs.xattrBlocks;
+    planMetadata(plan, hashSeed);
+    const xattrOrder = plan.xattrBlocks;
 
     lap('plan');
     // ---- size the filesystem
-    const layout = chooseLayout(this.alloc, o, maxIno, needs.metaBlocks, planned, xattrOrder.length);
+    const layout = chooseLayout(this.alloc, o, plan);
     const { groups, ipg, totalBlocks, journalBlocks } = layout;
     const itableBlocks = ipg / INODES_PER_BLOCK;
 
@@ -215,21 +212,9 @@ export class Ext4Writer implements ContentSink {
     // ---- allocate metadata (the same sequence chooseLayout simulated)
     // Blocks handed out from gaps may hold dropped content; fresh ones are holes (zeros).
     const stale = this.alloc.freeGaps().map((g) => ({ ...g }));
-    const placed = allocateMetadata(this.alloc, groups, ipg, journalBlocks, planned, xattrOrder.length);
+    const placed = allocateMetadata(this.alloc, groups, ipg, journalBlocks, plan);
     if (this.alloc.next > totalBlocks) throw new Error('internal: layout overflow');
     const { itable, journalRuns } = placed;
-    planned.forEach((p, i) => {
-      const a = placed.perInode[i]!;
-      if (p.dirPlan) {
-        p.dirRuns = a.dirRuns;
-        p.extents = runsToExtents(a.dirRuns);
-      }
-      if (a.symlinkBlock) {
-        p.symlinkBlock = a.symlinkBlock;
-        p.extents = [{ logical: 0, physical: a.symlinkBlock, length: 1 }];
-      }
-      p.treeBlocks = a.treeBlocks;
-    });
     xattrOrder.forEach((x, i) => (x.block = placed.xattrBlocks[i]!));
 
     lap('allocate');
@@ -252,18 +237,22 @@ export class Ext4Writer implements ContentSink {
       }
       return { buf: table!, off: ((ino - 1) % ipg) * INODE_SIZE };
     };
-    const inodes: Planned[] = [...planned];
-    const journalAt = inodes.findIndex((p) => p.ino > JOURNAL_INO);
-    inodes.splice(journalAt < 0 ? inodes.length : journalAt, 0, JOURNAL_SLOT);
-
+    // Metadata written only in part must not keep bytes of dropped content: unused inode
+    // tables and the journal's log area, where they came from gaps. Registered before anything
+    // is put, so a flush part-way through never writes these zeros over a block put earlier.
+    for (let g = 0; g < groups; g++) {
+      if (usedInodesIn(g, ipg, maxIno) === 0) for (const r of intersect(stale, itable[g]!, itableBlocks)) out.zero(r.start, r.length);
+    }
+    for (const j of journalRuns) for (const r of intersect(stale, j.start, j.length)) out.zero(r.start, r.length);
     let jnlBlocks: number[] = [];
-    for (const p of inodes) {
+    for (let ino = 1; ino <= maxIno; ino++) {
       if (out.held > BLOCK_WRITER_BUDGET) await out.flush();
-      if (p === JOURNAL_SLOT) {
+      if (ino === JOURNAL_INO) {
         if (journalBlocks > 0) jnlBlocks = this.encodeJournal(journalRuns, uuid, csumSeed, tableSlot(JOURNAL_INO), out);
         continue;
       }
-      encodePlanned(p, csumSeed, tableSlot(p.ino), out);
+      const node = plan.nodes[ino];
+      if (node) encodeOne(node, ino, plan, placed, hashSeed, csumSeed, tableSlot(ino), out);
     }
 
     for (const x of xattrOrder) {
@@ -273,17 +262,10 @@ export class Ext4Writer implements ContentSink {
     }
 
     closeTable();
-    // Metadata written only in part must not keep bytes of dropped content: unused inode
-    // tables and the journal's log area, where they came from gaps.
-    for (let g = 0; g < groups; g++) {
-      if (usedInodesIn(g, ipg, maxIno) === 0) for (const r of intersect(stale, itable[g]!, itableBlocks)) out.zero(r.start, r.length);
-    }
-    for (const j of journalRuns) for (const r of intersect(stale, j.start, j.length)) out.zero(r.start, r.length);
 
     lap('encode inodes');
     // ---- bitmaps and descriptors
-    const dirInos = planned.filter((p) => p.node.kind === 'dir').map((p) => p.ino);
-    const bitmaps = groupBitmaps(this.alloc, layout, maxIno, dirInos, placed, csumSeed);
+    const bitmaps = groupBitmaps(this.alloc, layout, maxIno, plan.dirInos, placed, csumSeed);
     for (let g = 0; g < groups; g++) {
       out.put(placed.blockBitmap[g]!, bitmaps.blockBitmaps[g]!);
       out.put(placed.inodeBitmap[g]!, bitmaps.inodeBitmaps[g]!);
@@ -357,8 +339,8 @@ export class Ext4Writer implements ContentSink {
       groups,
       journalBlocks,
       uuid: formatUuid(uuid),
-      files: needs.files,
-      directories: needs.directories,
+      files: plan.files,
+      directories: plan.directories,
       dataBytes: this.data.bytesIn,
       timings,
     };
@@ -418,39 +400,65 @@ export class Ext4Writer implements ContentSink {
   }
 }
 
+const I_BLOCK_SCRATCH = Buffer.alloc(60);
+const NO_BLOCKS: number[] = [];
+const NO_XATTR_ITEMS: XattrItem[] = [];
+
 /** Encodes one inode into its table slot, and its directory, extent-tree and symlink blocks. */
-function encodePlanned(p: Planned, csumSeed: number, slot: { buf: Buffer; off: number }, out: BlockWriter): void {
-  const n = p.node;
-  const seed = inodeCsumSeed(csumSeed, p.ino);
-  let iBlock: Buffer = Buffer.alloc(60);
+function encodeOne(
+  n: Inode,
+  ino: number,
+  plan: TreePlan,
+  placed: MetadataPlacement,
+  hashSeed: Buffer,
+  csumSeed: number,
+  slot: { buf: Buffer; off: number },
+  out: BlockWriter,
+): void {
+  const seed = inodeCsumSeed(csumSeed, ino);
+  // one scratch i_block for every inode: encodeInode copies it into the table
+  let iBlock: Buffer = I_BLOCK_SCRATCH.fill(0);
   let flags = 0;
   let size = 0;
   let dataBlocks = 0;
   let mode = 0;
+  let links = n.links;
+  let extents: readonly Extent[] = [];
   switch (n.kind) {
     case 'dir': {
-      const blocks = encodeDirectory(p.entries, p.dirPlan!, p.ino, p.parentIno, seed, p.dirPlan!.blocks);
-      out.putRuns(p.dirRuns, blocks);
+      const info = plan.dirs.get(ino)!;
+      // the htree leaves are planned again here (the same way), not kept for every directory
+      const shape = dirShape(ino, info, hashSeed);
+      const runs = placed.dirRuns.get(ino)!;
+      const blocks = encodeDirectory(dirEntries(info), shape, ino, info.parentIno, seed, shape.blocks);
+      out.putRuns(runs, blocks);
+      extents = runsToExtents(runs);
       mode = S_IFDIR;
       size = blocks.length * BLOCK_SIZE;
       dataBlocks = blocks.length;
-      flags = IFL_EXTENTS | (p.dirPlan!.indexed ? IFL_INDEX : 0);
+      flags = IFL_EXTENTS | (shape.indexed ? IFL_INDEX : 0);
+      links = info.links;
       break;
     }
     case 'file':
       mode = S_IFREG;
       size = n.size;
       flags = IFL_EXTENTS;
-      for (const e of p.extents) dataBlocks += e.length;
+      if (n.content?.kind === 'placed') {
+        extents = n.content.runs; // a BlockRun is an Extent
+        for (const e of extents) dataBlocks += e.length;
+      }
       break;
     case 'symlink': {
       mode = S_IFLNK;
       const target = Buffer.from(n.target, 'latin1');
       size = target.length;
-      if (p.symlinkBlock) {
+      const block = placed.symlinkBlocks.get(ino);
+      if (block !== undefined) {
         const b = Buffer.alloc(BLOCK_SIZE);
         target.copy(b);
-        out.put(p.symlinkBlock, b);
+        out.put(block, b);
+        extents = [{ logical: 0, physical: block, length: 1 }];
         flags = IFL_EXTENTS;
         dataBlocks = 1;
       } else {
@@ -470,14 +478,16 @@ function encodePlanned(p: Planned, csumSeed: number, slot: { buf: Buffer; off: n
       mode = S_IFSOCK;
       break;
   }
+  const treeBlocks = placed.treeBlocks.get(ino) ?? NO_BLOCKS;
   if (flags & IFL_EXTENTS) {
-    const tree = encodeExtentTree(p.extents, p.treeBlocks, seed);
+    const tree = encodeExtentTree(extents, treeBlocks, seed, iBlock);
     iBlock = tree.iBlock;
-    p.treeBlocks.forEach((blk, i) => out.put(blk, tree.blocks[i]!));
+    treeBlocks.forEach((blk, i) => out.put(blk, tree.blocks[i]!));
   }
-  const blocks512 = (dataBlocks + p.treeBlocks.length + (p.xattrBlock ? 1 : 0)) * (BLOCK_SIZE / 512);
+  const xattrs = plan.xattrs.get(ino);
+  const blocks512 = (dataBlocks + treeBlocks.length + (xattrs?.block ? 1 : 0)) * (BLOCK_SIZE / 512);
   const { buf, off } = slot;
-  encodeInodeXattrs(p.inodeXattrs, buf, off);
+  encodeInodeXattrs(xattrs?.inInode ?? NO_XATTR_ITEMS, buf, off);
   encodeInode(
     {
       mode: mode | n.mode,
@@ -488,17 +498,17 @@ function encodePlanned(p: Planned, csumSeed: number, slot: { buf: Buffer; off: n
       ctime: clampTime(n.ctime),
       mtime: clampTime(n.mtime),
       crtime: clampTime(n.mtime),
-      linksCount: p.links,
+      linksCount: links,
       blocks512,
       flags,
       iBlock,
-      fileAcl: p.xattrBlock ? p.xattrBlock.block : 0,
+      fileAcl: xattrs?.block ? xattrs.block.block : 0,
       generation: 0,
     },
     buf,
     off,
   );
-  sealInode(buf, off, p.ino, csumSeed);
+  sealInode(buf, off, ino, csumSeed);
 }
 
 // ---------------------------------------------------------------- helpers

@@ -44,7 +44,7 @@ export interface OpenOptions {
 /** Buffers in the recycling ring: one being consumed, one being read, the rest being written. */
 const RING = 6;
 
-const DEFAULT_CHUNK = 4 << 20;
+const DEFAULT_CHUNK = 1 << 20;
 /** Output buffer size for decompression; views of it are handed out until it is full. */
 const OUT_CHUNK = 4 << 20;
 /** Below this much room left, a new output buffer is started. */

@@ -281,8 +281,22 @@ function applyAttrs(node: Inode, attrs: NodeAttrs): void {
   node.mode = attrs.mode & 0o7777;
   node.uid = attrs.uid;
   node.gid = attrs.gid;
-  node.mtime = attrs.mtime;
-  node.atime = attrs.atime ?? attrs.mtime;
-  node.ctime = attrs.ctime ?? attrs.mtime;
+  node.mtime = shareTime(attrs.mtime);
+  node.atime = attrs.atime ? shareTime(attrs.atime) : node.mtime;
+  node.ctime = attrs.ctime ? shareTime(attrs.ctime) : node.mtime;
   node.xattrs = attrs.xattrs ?? NO_XATTRS;
+}
+
+/**
+ * Archives give runs of entries the same times (a package's files, a layer's): such entries share
+ * one Timestamp object instead of keeping one each (40 bytes an entry). Timestamps are never
+ * mutated, only replaced, so sharing is safe.
+ */
+const recentTimes: Timestamp[] = [];
+function shareTime(t: Timestamp): Timestamp {
+  for (const r of recentTimes) if (r.sec === t.sec && r.nsec === t.nsec) return r;
+  if (recentTimes.length >= 4) recentTimes.shift();
+  const own = { sec: t.sec, nsec: t.nsec };
+  recentTimes.push(own);
+  return own;
 }
