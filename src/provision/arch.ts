@@ -1,6 +1,7 @@
 /** The image's architecture, from the ELF header of its /bin/sh (or other common binaries). */
 import type { ContentSink } from '../tree/sink.js';
 import type { FsTree } from '../tree/tree.js';
+import { elfMachineOf } from '../verify/elf.js';
 
 const MACHINES: Record<number, string> = { 0x3e: 'amd64', 0xb7: 'arm64', 0x28: 'arm', 0x03: '386', 0xf3: 'riscv64', 0x15: 'ppc64le', 0x16: 's390x' };
 
@@ -39,10 +40,8 @@ export async function detectArch(tree: FsTree, writer: ContentSink): Promise<str
         node = tree.get(path);
       }
       if (node?.kind !== 'file' || node.size < 20) continue;
-      const head = (await writer.readContent(node.content, node.size, 1 << 30)).subarray(0, 20);
-      if (head.readUInt32BE(0) !== 0x7f454c46) continue;
-      const machine = head[5] === 2 ? head.readUInt16BE(18) : head.readUInt16LE(18);
-      if (MACHINES[machine]) return MACHINES[machine]!;
+      const machine = elfMachineOf((await writer.readContent(node.content, node.size, 1 << 30)).subarray(0, 20));
+      if (machine !== null && MACHINES[machine]) return MACHINES[machine]!;
     }
     return null;
   } finally {

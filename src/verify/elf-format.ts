@@ -57,6 +57,12 @@ export const EHDR64 = {
 } as const;
 export const EHDR64_SIZE = 64;
 
+/** e_machine values (the architecture table, src/util/arch.ts, maps them to names). */
+export const EM_386 = 3;
+export const EM_ARM = 40;
+export const EM_X86_64 = 62;
+export const EM_AARCH64 = 183;
+
 export const ET_REL = 1;
 export const ET_EXEC = 2;
 export const ET_DYN = 3;
@@ -93,6 +99,10 @@ export const PHDR64_SIZE = 56;
 export const PT_LOAD = 1;
 export const PT_DYNAMIC = 2;
 export const PT_INTERP = 3;
+export const PT_NOTE = 4;
+
+// ---- Elf_Nhdr: n_namesz 4, n_descsz 4, n_type 4, then name and desc, each padded to 4 ----
+export const NHDR_SIZE = 12;
 
 // ---- Elf32_Shdr (40 bytes) / Elf64_Shdr (64 bytes): only read for PN_XNUM ----
 export const SHDR32 = {
