@@ -57,12 +57,6 @@ export const EHDR64 = {
 } as const;
 export const EHDR64_SIZE = 64;
 
-/** e_machine values (the architecture table, src/util/arch.ts, maps them to names). */
-export const EM_386 = 3;
-export const EM_ARM = 40;
-export const EM_X86_64 = 62;
-export const EM_AARCH64 = 183;
-
 export const ET_REL = 1;
 export const ET_EXEC = 2;
 export const ET_DYN = 3;

@@ -14,7 +14,7 @@
  */
 import { fail } from '../errors.js';
 import { decodeEhdr, decodeIdent, decodeNotes, decodePhdr, isElf, type ElfNote } from '../verify/elf.js';
-import { EM_AARCH64, EM_X86_64, PHDR64_SIZE, PT_NOTE } from '../verify/elf-format.js';
+import { EM, PHDR64_SIZE, PT_NOTE } from '../verify/elf-format.js';
 
 export { isElf, type ElfNote };
 
@@ -42,7 +42,7 @@ export function kernelImageInfo(b: Buffer, what = 'read kernel image'): KernelIm
   if (b.length < 64) fail('KERNEL_BAD_IMAGE', what, 'the file is too short for the ELF header', `${b.length} bytes`);
   const ident = decodeIdent(b)!;
   const ehdr = decodeEhdr(b, ident);
-  const arch: KernelArch | undefined = ehdr.machine === EM_X86_64 ? 'x86_64' : ehdr.machine === EM_AARCH64 ? 'aarch64' : undefined;
+  const arch: KernelArch | undefined = ehdr.machine === EM.X86_64 ? 'x86_64' : ehdr.machine === EM.AARCH64 ? 'aarch64' : undefined;
   if (arch === undefined) fail('KERNEL_BAD_IMAGE', what, 'unsupported ELF machine', ehdr.machine);
   const { phoff, phentsize, phnum } = ehdr;
   if (phentsize < PHDR64_SIZE || !(phoff + phnum * phentsize <= b.length)) fail('KERNEL_BAD_IMAGE', what, 'program headers outside the file');
