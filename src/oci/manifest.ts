@@ -1,6 +1,7 @@
 /**
  * Parsing and checking image indexes, manifests and configs, and choosing a platform.
  */
+import { hostArch } from '../verify/arch.js';
 import { fail } from '../errors.js';
 import { parseDigest } from './digest.js';
 import { MEDIA, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from './types.js';
@@ -67,16 +68,9 @@ export function parseConfig(bytes: Buffer, what: string): ImageConfig {
 
 /** The platform this host runs (Go's GOARCH names, as images use). */
 export function hostPlatform(): Platform {
-  const arch: Record<string, Platform> = {
-    x64: { os: 'linux', architecture: 'amd64' },
-    arm64: { os: 'linux', architecture: 'arm64' },
-    arm: { os: 'linux', architecture: 'arm', variant: 'v7' },
-    ia32: { os: 'linux', architecture: '386' },
-    ppc64: { os: 'linux', architecture: 'ppc64le' },
-    s390x: { os: 'linux', architecture: 's390x' },
-    riscv64: { os: 'linux', architecture: 'riscv64' },
-  };
-  return arch[process.arch] ?? { os: 'linux', architecture: process.arch };
+  const a = hostArch();
+  if (!a) return { os: 'linux', architecture: process.arch };
+  return a.variant ? { os: 'linux', architecture: a.arch, variant: a.variant } : { os: 'linux', architecture: a.arch };
 }
 
 /** Parses "linux/amd64", "linux/arm64/v8", "amd64". */

@@ -1,17 +1,17 @@
 /** The image's architecture, from the ELF header of its /bin/sh (or other common binaries). */
 import type { ContentSink } from '../tree/sink.js';
 import type { FsTree } from '../tree/tree.js';
+import { archByMachine, hostArch as hostArchInfo, ociArchName } from '../verify/arch.js';
+import { elfMachineOf } from '../verify/elf.js';
 
-const MACHINES: Record<number, string> = { 0x3e: 'amd64', 0xb7: 'arm64', 0x28: 'arm', 0x03: '386', 0xf3: 'riscv64', 0x15: 'ppc64le', 0x16: 's390x' };
-
+/** This host's architecture by its Go/OCI name (the table in src/verify/arch.ts). */
 export function hostArch(): string {
-  const m: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', riscv64: 'riscv64', ppc64: 'ppc64le', s390x: 's390x' };
-  return m[process.arch] ?? process.arch;
+  return hostArchInfo()?.arch ?? process.arch;
 }
 
-/** The Go/OCI name for an architecture given by its uname name too (x86_64 → amd64, aarch64 → arm64). */
+/** The Go/OCI name for an architecture given by another of its names too (x86_64 → amd64, aarch64 → arm64). */
 export function normalizeArch(arch: string): string {
-  return arch === 'x86_64' ? 'amd64' : arch === 'aarch64' ? 'arm64' : arch;
+  return ociArchName(arch);
 }
 
 /**
@@ -39,10 +39,9 @@ export async function detectArch(tree: FsTree, writer: ContentSink): Promise<str
         node = tree.get(path);
       }
       if (node?.kind !== 'file' || node.size < 20) continue;
-      const head = (await writer.readContent(node.content, node.size, 1 << 30)).subarray(0, 20);
-      if (head.readUInt32BE(0) !== 0x7f454c46) continue;
-      const machine = head[5] === 2 ? head.readUInt16BE(18) : head.readUInt16LE(18);
-      if (MACHINES[machine]) return MACHINES[machine]!;
+      const machine = elfMachineOf((await writer.readContent(node.content, node.size, 1 << 30)).subarray(0, 20));
+      const arch = machine === null ? undefined : archByMachine(machine);
+      if (arch) return arch.arch;
     }
     return null;
   } finally {

@@ -18,7 +18,10 @@ import zstd from 'zstd-napi/binding.js';
 import { RootforgeError, cannot, fail, isRootforgeError } from '../errors.js';
 import { BLOCK, checksumMatches } from './header.js';
 
-export type Compression = 'none' | 'gzip' | 'zstd';
+import { COMPRESSION_LABEL, detectCompression, type Compression } from '../util/compression.js';
+
+/** What the tar reader decompresses; the other formats in src/util/compression.ts are refused by name. */
+export type { Compression };
 
 export interface OpenedArchive {
   /** Decompressed archive bytes. Iterate once. */
@@ -133,31 +136,13 @@ export async function openArchiveStream(source: AsyncIterable<Uint8Array>): Prom
   return { stream: decompress(chunks(), compression), compression, compressedSize: undefined, bytesRead: () => counter.n };
 }
 
-/** Recognises the input from its first bytes. */
+/** Recognises the input from its first bytes (magic numbers from src/util/compression.ts). */
 export function detect(head: Buffer, what: string): Compression {
   // A tar header first: its name could start with any bytes, even a magic.
   if (head.length >= BLOCK && checksumMatches(head, 0)) return 'none';
-  const b = (i: number): number => (i < head.length ? head[i]! : -1);
-  if (b(0) === 0x1f && b(1) === 0x8b) return 'gzip';
-  if (b(0) === 0x28 && b(1) === 0xb5 && b(2) === 0x2f && b(3) === 0xfd) return 'zstd';
-  // zstd skippable frame (e.g. seekable-format index) before the first real frame
-  if ((b(0) & 0xf0) === 0x50 && b(1) === 0x2a && b(2) === 0x4d && b(3) === 0x18) return 'zstd';
-  const unsupported = unsupportedFormat(b);
-  if (unsupported !== undefined) {
-    fail('TAR_UNSUPPORTED_COMPRESSION', 'read archive', `${unsupported} compression is not supported (use gzip, zstd or plain tar)`, what);
-  }
-  return 'none'; // not compressed; the tar parser says whether it is tar at all
-}
-
-function unsupportedFormat(b: (i: number) => number): string | undefined {
-  if (b(0) === 0xfd && b(1) === 0x37 && b(2) === 0x7a && b(3) === 0x58 && b(4) === 0x5a && b(5) === 0x00) return 'xz';
-  if (b(0) === 0x42 && b(1) === 0x5a && b(2) === 0x68) return 'bzip2';
-  if (b(0) === 0x04 && b(1) === 0x22 && b(2) === 0x4d && b(3) === 0x18) return 'lz4';
-  if (b(0) === 0x02 && b(1) === 0x21 && b(2) === 0x4c && b(3) === 0x18) return 'lz4 (legacy)';
-  if (b(0) === 0x1f && b(1) === 0x9d) return 'Unix compress (.Z)';
-  if (b(0) === 0x4c && b(1) === 0x5a && b(2) === 0x49 && b(3) === 0x50) return 'lzip';
-  if (b(0) === 0x5d && b(1) === 0x00 && b(2) === 0x00) return 'lzma';
-  return undefined;
+  const found = detectCompression(head);
+  if (found === 'none' || found === 'gzip' || found === 'zstd') return found;
+  return fail('TAR_UNSUPPORTED_COMPRESSION', 'read archive', `${COMPRESSION_LABEL[found]} compression is not supported (use gzip, zstd or plain tar)`, what);
 }
 
 function decompress(raw: AsyncGenerator<Buffer, void, undefined>, compression: Compression): AsyncIterable<Buffer> {

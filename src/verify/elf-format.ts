@@ -93,6 +93,10 @@ export const PHDR64_SIZE = 56;
 export const PT_LOAD = 1;
 export const PT_DYNAMIC = 2;
 export const PT_INTERP = 3;
+export const PT_NOTE = 4;
+
+// ---- Elf_Nhdr: n_namesz 4, n_descsz 4, n_type 4, then name and desc, each padded to 4 ----
+export const NHDR_SIZE = 12;
 
 // ---- Elf32_Shdr (40 bytes) / Elf64_Shdr (64 bytes): only read for PN_XNUM ----
 export const SHDR32 = {

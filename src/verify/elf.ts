@@ -28,6 +28,7 @@ import {
   EHDR64,
   EHDR64_SIZE,
   EI_NIDENT,
+  NHDR_SIZE,
   ELF_MAGIC,
   ELFCLASS32,
   ELFCLASS64,
@@ -65,6 +66,24 @@ export function bufferSource(b: Buffer): ElfSource {
 }
 
 // ---------------------------------------------------------------- e_ident
+
+/** Whether `b` starts with the ELF magic "\x7fELF". */
+export function isElf(b: Uint8Array): boolean {
+  return b.length >= 4 && b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
+}
+
+/**
+ * e_machine from the first 20 bytes of a file, in the file's byte order; null when the bytes are
+ * not an ELF header with a known byte order (callers probing several files just move on).
+ */
+export function elfMachineOf(head: Buffer): number | null {
+  if (head.length < EHDR32.machine + 2 || !isElf(head)) return null;
+  const data = head[IDENT.data];
+  if (data === ELFDATA2LSB) return head.readUInt16LE(EHDR32.machine);
+  if (data === ELFDATA2MSB) return head.readUInt16BE(EHDR32.machine);
+  return null;
+}
+
 
 export interface ElfIdent {
   elfClass: number;
@@ -244,6 +263,40 @@ export function decodeDyn(b: Buffer, off: number, ident: ElfIdent): DynEntry {
   const f = new Fields(ident);
   const o = f.is64 ? DYN64 : DYN32;
   return { tag: f.sword(b, off + o.tag), val: f.word(b, off + o.val) };
+}
+
+// ---------------------------------------------------------------- notes (PT_NOTE segments)
+
+export interface ElfNote {
+  name: string;
+  type: number;
+  desc: Buffer;
+}
+
+/**
+ * The notes in b[off, off + size): {namesz, descsz, type} then the NUL-terminated name and the
+ * desc, each padded to 4 bytes. A note running past the end stops the list.
+ */
+export function decodeNotes(b: Buffer, off: number, size: number, ident: ElfIdent): ElfNote[] {
+  const f = new Fields(ident);
+  const notes: ElfNote[] = [];
+  const end = off + size;
+  let p = off;
+  while (end - p >= NHDR_SIZE) {
+    const namesz = f.u32(b, p);
+    const descsz = f.u32(b, p + 4);
+    const type = f.u32(b, p + 8);
+    const nameAt = p + NHDR_SIZE;
+    const descAt = nameAt + align4(namesz);
+    if (descAt + descsz > end) break;
+    notes.push({ name: b.toString('latin1', nameAt, nameAt + Math.max(0, namesz - 1)), type, desc: b.subarray(descAt, descAt + descsz) });
+    p = descAt + align4(descsz);
+  }
+  return notes;
+}
+
+function align4(n: number): number {
+  return (n + 3) & ~3;
 }
 
 // ---------------------------------------------------------------- the parser

@@ -13,6 +13,7 @@
  * decompress at boot), deterministic: same modules and init ⇒ same bytes (mtime from
  * SOURCE_DATE_EPOCH, default 0).
  */
+import { vmArch } from '../verify/arch.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { fail } from '../errors.js';
 import { writeCpio, type CpioEntry } from './cpio.js';
@@ -41,7 +42,7 @@ export interface InitramfsOptions {
 
 /** Where scripts/build-initrd.mjs puts /init for an architecture. */
 export function initBinaryPath(arch: KernelArch): string {
-  const goarch = arch === 'x86_64' ? 'amd64' : 'arm64';
+  const goarch = vmArch(arch)!.arch;
   return new URL(`../../initrd/linux-${goarch}/init`, import.meta.url).pathname;
 }
 

@@ -13,22 +13,10 @@ import { Readable } from 'node:stream';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { DecompressStream } from 'zstd-napi';
 import { fail, RootforgeError } from '../errors.js';
-import { decompressLz4Legacy, isLz4Legacy } from './lz4.js';
+import { COMPRESSION_LABEL, detectCompression, type Compression } from '../util/compression.js';
+import { decompressLz4Legacy } from './lz4.js';
 
-export type Compression = 'none' | 'gzip' | 'xz' | 'lzma' | 'zstd' | 'lz4' | 'bzip2' | 'lzo';
-
-/** Recognises a compressed stream by its magic bytes. */
-export function detectCompression(b: Uint8Array): Compression {
-  const at = (i: number): number => (i < b.length ? b[i]! : -1);
-  if (at(0) === 0x1f && (at(1) === 0x8b || at(1) === 0x9e)) return 'gzip';
-  if (at(0) === 0xfd && at(1) === 0x37 && at(2) === 0x7a && at(3) === 0x58 && at(4) === 0x5a && at(5) === 0x00) return 'xz';
-  if (at(0) === 0x28 && at(1) === 0xb5 && at(2) === 0x2f && at(3) === 0xfd) return 'zstd';
-  if (isLz4Legacy(b)) return 'lz4';
-  if (at(0) === 0x42 && at(1) === 0x5a && at(2) === 0x68) return 'bzip2';
-  if (at(0) === 0x89 && at(1) === 0x4c && at(2) === 0x5a && at(3) === 0x4f) return 'lzo';
-  if (at(0) === 0x5d && at(1) === 0x00 && at(2) === 0x00) return 'lzma';
-  return 'none';
-}
+export { detectCompression, type Compression };
 
 /** Decompresses a buffer held in memory. `expectedSize`, when given, is checked. */
 export async function decompressBuffer(kind: Compression, data: Uint8Array, what: string, expectedSize?: number): Promise<Buffer> {
@@ -52,7 +40,7 @@ export async function decompressBuffer(kind: Compression, data: Uint8Array, what
         out = await collect(unxz(single(data), kind));
         break;
       default:
-        return fail('KERNEL_BAD_IMAGE', what, `${kind} compression is not supported (gzip, xz, lzma, zstd and lz4 are)`);
+        return fail('KERNEL_BAD_IMAGE', what, `${COMPRESSION_LABEL[kind]} compression is not supported (gzip, xz, lzma, zstd and lz4 are)`);
     }
   } catch (e) {
     if (e instanceof RootforgeError) throw e;
@@ -77,7 +65,7 @@ export function decompressStream(kind: Compression, source: AsyncIterable<Buffer
     case 'lzma':
       return unxz(source, kind);
     default:
-      return fail('KERNEL_BAD_IMAGE', what, `${kind} compression is not supported here (gzip, xz, zstd are)`);
+      return fail('KERNEL_BAD_IMAGE', what, `${COMPRESSION_LABEL[kind]} compression is not supported here (gzip, xz, zstd are)`);
   }
 }
 

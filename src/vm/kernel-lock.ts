@@ -19,6 +19,7 @@
  * path: with base http://127.0.0.1:8080/mirror, https://github.com/a/b.tgz is fetched from
  * http://127.0.0.1:8080/mirror/a/b.tgz. For mirrors and for tests.
  */
+import { hostArch, vmArch } from '../verify/arch.js';
 import { readFileSync } from 'node:fs';
 import { fail } from '../errors.js';
 import type { KernelArch } from './kernel-elf.js';
@@ -138,13 +139,13 @@ export function downloadUrl(url: string, base: string | undefined): URL {
 
 /** This machine's architecture in kernel/Firecracker terms. */
 export function hostKernelArch(): KernelArch {
-  if (process.arch === 'x64') return 'x86_64';
-  if (process.arch === 'arm64') return 'aarch64';
+  const host = vmArch(hostArch()?.arch);
+  if (host) return host.name;
   return fail('OPTION_INVALID', 'pick an architecture', 'Firecracker runs on x86_64 and aarch64 only; pass --arch', process.arch);
 }
 
 export function parseKernelArch(v: string): KernelArch {
-  if (v === 'x86_64' || v === 'amd64' || v === 'x64') return 'x86_64';
-  if (v === 'aarch64' || v === 'arm64') return 'aarch64';
+  const a = vmArch(v);
+  if (a) return a.name;
   return fail('OPTION_INVALID', 'use --arch', 'expected x86_64 (amd64) or aarch64 (arm64)', v);
 }

@@ -11,10 +11,12 @@
  *   .modinfo section: NUL-separated "key=value" strings (name=, depends=a,b, softdep=pre: x post: y,
  *   alias=…, license=…, vermagic=…)
  *   ELF64 relocatable: 0x28 8 e_shoff  0x3a 2 e_shentsize  0x3c 2 e_shnum  0x3e 2 e_shstrndx
+ *   (read with the one ELF reader, src/verify/elf.ts)
  *   Shdr64: 0x00 4 sh_name  0x18 8 sh_offset  0x20 8 sh_size
  */
 import { fail } from '../errors.js';
-import { isElf } from './kernel-elf.js';
+import { decodeEhdr, decodeIdent, decodeShdr, isElf } from '../verify/elf.js';
+import { EHDR64_SIZE, SHDR64_SIZE } from '../verify/elf-format.js';
 
 export interface ModuleInfo {
   /** The kernel's name: "virtio_pci_modern_dev" ('-' in file names becomes '_'). */
@@ -36,16 +38,13 @@ export function moduleNameOf(path: string): string {
 
 /** The key=value pairs of a module's .modinfo section (keys may repeat: alias, softdep). */
 export function parseModinfo(ko: Buffer, what: string): Map<string, string[]> {
-  if (!isElf(ko) || ko[4] !== 2) fail('KERNEL_BAD_IMAGE', what, 'not a 64-bit ELF module');
-  const shoff = Number(ko.readBigUInt64LE(0x28));
-  const shentsize = ko.readUInt16LE(0x3a);
-  const shnum = ko.readUInt16LE(0x3c);
-  const shstrndx = ko.readUInt16LE(0x3e);
-  if (shentsize < 0x40 || shoff + shnum * shentsize > ko.length || shstrndx >= shnum) fail('KERNEL_BAD_IMAGE', what, 'section headers outside the file');
-  const sec = (i: number): { name: number; offset: number; size: number } => {
-    const at = shoff + i * shentsize;
-    return { name: ko.readUInt32LE(at), offset: Number(ko.readBigUInt64LE(at + 0x18)), size: Number(ko.readBigUInt64LE(at + 0x20)) };
-  };
+  if (!isElf(ko) || ko[4] !== 2 || (ko[5] !== 1 && ko[5] !== 2)) fail('KERNEL_BAD_IMAGE', what, 'not a 64-bit ELF module');
+  if (ko.length < EHDR64_SIZE) fail('KERNEL_BAD_IMAGE', what, 'section headers outside the file');
+  const ident = decodeIdent(ko);
+  if (ident === null) return fail('KERNEL_BAD_IMAGE', what, 'not a 64-bit ELF module');
+  const { shoff, shentsize, shnum, shstrndx } = decodeEhdr(ko, ident);
+  if (shentsize < SHDR64_SIZE || !(shoff + shnum * shentsize <= ko.length) || shstrndx >= shnum) fail('KERNEL_BAD_IMAGE', what, 'section headers outside the file');
+  const sec = (i: number): { name: number; offset: number; size: number } => decodeShdr(ko, shoff + i * shentsize, ident);
   const strtab = sec(shstrndx);
   const out = new Map<string, string[]>();
   for (let i = 0; i < shnum; i++) {
@@ -53,7 +52,7 @@ export function parseModinfo(ko: Buffer, what: string): Map<string, string[]> {
     const nameAt = strtab.offset + s.name;
     const end = ko.indexOf(0, nameAt);
     if (end < 0 || ko.toString('latin1', nameAt, end) !== '.modinfo') continue;
-    if (s.offset + s.size > ko.length) fail('KERNEL_BAD_IMAGE', what, '.modinfo outside the file');
+    if (!(s.offset + s.size <= ko.length)) fail('KERNEL_BAD_IMAGE', what, '.modinfo outside the file');
     for (const kv of ko.toString('latin1', s.offset, s.offset + s.size).split('\0')) {
       const eq = kv.indexOf('=');
       if (eq <= 0) continue;

@@ -11,6 +11,7 @@
  * KVM only runs a guest of the host's own architecture: an arm64 guest on an x86_64 host is
  * always TCG (and the other way round).
  */
+import { vmArch } from '../verify/arch.js';
 import { hostArch } from '../provision/arch.js';
 import { chooseAccel, hostTscKhz, type AccelChoice } from './accel.js';
 
@@ -34,7 +35,7 @@ export interface MachineProfile {
 
 const AMD64: MachineProfile = {
   arch: 'amd64',
-  qemu: 'qemu-system-x86_64',
+  qemu: vmArch('amd64')!.qemuSystem,
   qemuPackage: 'qemu-system-x86',
   machine: 'microvm',
   console: 'ttyS0',
@@ -52,7 +53,7 @@ const AMD64: MachineProfile = {
 
 const ARM64: MachineProfile = {
   arch: 'arm64',
-  qemu: 'qemu-system-aarch64',
+  qemu: vmArch('arm64')!.qemuSystem,
   qemuPackage: 'qemu-system-arm',
   machine: 'virt',
   console: 'ttyAMA0',
@@ -66,8 +67,8 @@ const PROFILES: Record<GuestArch, MachineProfile> = { amd64: AMD64, arm64: ARM64
 
 /** The profile for a Go/OCI architecture name (also accepts x86_64 and aarch64). */
 export function machineProfile(arch: string): MachineProfile | undefined {
-  const a = arch === 'x86_64' ? 'amd64' : arch === 'aarch64' ? 'arm64' : arch;
-  return PROFILES[a as GuestArch];
+  const a = vmArch(arch);
+  return a ? PROFILES[a.arch] : undefined;
 }
 
 /**

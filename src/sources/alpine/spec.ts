@@ -9,6 +9,7 @@
  *                               base's /etc/apk/repositories)
  *   keys: [FILE]                extra trusted public keys (the base's /etc/apk/keys always are)
  */
+import { archByName } from '../../verify/arch.js';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { fail } from '../../errors.js';
@@ -42,8 +43,7 @@ export function branchRepositories(branch: string): string[] {
 
 /** The apk architecture for an image architecture (GOARCH-style names). */
 export function apkArch(arch: string): string {
-  const m: Record<string, string> = { amd64: 'x86_64', arm64: 'aarch64', '386': 'x86', arm: 'armv7', ppc64le: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
-  return m[arch] ?? arch;
+  return archByName(arch)?.alpine ?? arch;
 }
 
 export function readProfile(profile: string, baseDir: string, shown: string): string[] {

@@ -4,6 +4,7 @@
  * foreign architecture, the host's apt proxy, and the suite's Release date. Each lack is a typed
  * error that names the fix.
  */
+import { ARCHITECTURES, hostArch } from '../../verify/arch.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -60,11 +61,13 @@ export function chooseMode(): MmdebstrapMode {
 export function hostDebianArch(): string {
   const r = spawnSync('dpkg', ['--print-architecture'], { encoding: 'utf8' });
   if (r.status === 0 && r.stdout.trim()) return r.stdout.trim();
-  const map: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'armhf', ia32: 'i386', ppc64: 'ppc64el', s390x: 's390x', riscv64: 'riscv64' };
-  return map[process.arch] ?? process.arch;
+  return hostArch()?.debian ?? process.arch;
 }
 
-const QEMU_NAMES: Record<string, string> = { arm64: 'aarch64', armhf: 'arm', armel: 'arm', i386: 'i386', amd64: 'x86_64', ppc64el: 'ppc64le', s390x: 's390x', riscv64: 'riscv64', mips64el: 'mips64el' };
+/** The qemu-user name for a Debian architecture (armel runs under qemu-arm like armhf). */
+function qemuUserName(debianArch: string): string | undefined {
+  return ARCHITECTURES.find((a) => a.debian === (debianArch === 'armel' ? 'armhf' : debianArch))?.qemuUser;
+}
 
 /**
  * A foreign architecture runs its maintainer scripts under qemu-user through binfmt_misc; check
@@ -72,7 +75,7 @@ const QEMU_NAMES: Record<string, string> = { arm64: 'aarch64', armhf: 'arm', arm
  */
 export function checkForeignArch(arch: string, host: string): void {
   if (arch === host || (host === 'amd64' && arch === 'i386')) return;
-  const q = QEMU_NAMES[arch];
+  const q = qemuUserName(arch);
   if (!q) fail('DEBIAN_FOREIGN_ARCH', `build for ${arch}`, 'no qemu-user emulator is known for this architecture', arch);
   const entry = `/proc/sys/fs/binfmt_misc/qemu-${q}`;
   if (existsSync(entry) && /^enabled/m.test(readFileSync(entry, 'utf8'))) return;
