@@ -17,7 +17,7 @@ IMAGE.ext4 as "rootforge convert docker://…" does.
 
 Options:
   -o, --output FILE     write the ext4 image (replaced only when the pull succeeds)
-  --concurrency N       artifact chunks downloaded at once (default 16)
+  --concurrency N       artifact packs downloaded at once (default 4)
   --platform OS/ARCH    which platform of a multi-platform image (default: this host's)
   --creds USER:PASS     registry credentials (default: from $DOCKER_CONFIG/config.json)
   --tls-verify=false    accept any TLS certificate
@@ -74,7 +74,7 @@ export async function pullCommand(argv: string[]): Promise<number> {
     else if (!values.quiet) {
       process.stdout.write(
         `${r.output}: ${formatBytes(r.sizeBytes)} from ${r.reference}@${r.manifestDigest}, image ${r.imageDigest} verified; ` +
-          `${r.chunksFetched} chunks fetched (${formatBytes(r.bytesFetched)}), ${r.chunksCached} from the cache\n`,
+          `${r.chunks} chunks in ${r.packs} packs: ${r.packsFetched} fetched (${formatBytes(r.bytesFetched)}), ${r.packsCached} from the cache\n`,
       );
     }
     return 0;
