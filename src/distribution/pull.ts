@@ -14,10 +14,10 @@
  * version shares with one pulled before are already in the cache and not downloaded again.
  */
 import { createHash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decompress } from 'zstd-napi';
-import { fail, isRootforgeError } from '../errors.js';
+import { fail } from '../errors.js';
 import type { Credentials } from '../oci/auth.js';
 import { BlobStore } from '../oci/blobstore.js';
 import { readVerified } from '../oci/digest.js';
@@ -107,7 +107,6 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
   const name = `docker://${formatReference(ref)}`;
   const store = new BlobStore(join(opts.cacheDir, 'blobs'));
   const c = client(ref, opts);
-  const handles = new Map<string, Promise<FileHandle>>();
   try {
     const remote = await getManifest(c, ref);
     const manifest: ArtifactManifest = checkArtifactManifest(remote.doc, name);
@@ -148,15 +147,29 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
       }
     };
     const rank = new Map(order.map((p, i) => [p, i]));
-    const packHandle = (i: number): Promise<FileHandle> => {
-      let h = handles.get(map.packs[i]!);
-      if (h === undefined) {
-        startUpTo(rank.get(i)! + concurrency);
-        h = ready.get(i)!.then((path) => open(path, 'r'));
-        h.catch(() => undefined);
-        handles.set(map.packs[i]!, h);
+    // Whole packs in memory (≈8 MiB each), the most recently used few: one read per pack instead
+    // of one per chunk. Chunks of a first version come pack after pack; later versions interleave
+    // a few packs, which the small LRU covers.
+    const PACKS_KEPT = 6;
+    const loaded = new Map<number, Buffer>();
+    const packBytes = async (i: number): Promise<Buffer> => {
+      const hit = loaded.get(i);
+      if (hit !== undefined) {
+        loaded.delete(i);
+        loaded.set(i, hit);
+        return hit;
       }
-      return h;
+      startUpTo(rank.get(i)! + concurrency);
+      const fh = await open(await ready.get(i)!, 'r');
+      let data: Buffer;
+      try {
+        data = await fh.readFile();
+      } finally {
+        await fh.close();
+      }
+      loaded.set(i, data);
+      if (loaded.size > PACKS_KEPT) loaded.delete(loaded.keys().next().value!);
+      return data;
     };
 
     await writeAtomically(output, async (fh) => {
@@ -167,15 +180,22 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
         for (let left = n; left > 0; left -= zeros.length) hash.update(zeros.subarray(0, Math.min(left, zeros.length)));
       };
       let pos = 0;
+      // Contiguous chunks are gathered and written in 4 MiB pieces; gaps stay holes.
+      const out = Buffer.allocUnsafe(4 << 20);
+      let outStart = 0;
+      let outLen = 0;
+      const flush = async () => {
+        let written = 0;
+        while (written < outLen) written += (await fh.write(out, written, outLen - written, outStart + written)).bytesWritten;
+        outLen = 0;
+      };
       try {
         for (const [offset, length, pack, packOffset, packLength, sha] of map.chunks) {
-          const ph = await packHandle(pack);
-          const z = Buffer.allocUnsafe(packLength);
-          const { bytesRead } = await ph.read(z, 0, packLength, packOffset);
-          if (bytesRead !== packLength) fail('OCI_BAD_MANIFEST', `reassemble ${name}`, `chunk at ${offset} lies outside its pack`, map.packs[pack]);
+          const pb = await packBytes(pack);
+          if (packOffset + packLength > pb.length) fail('OCI_BAD_MANIFEST', `reassemble ${name}`, `chunk at ${offset} lies outside its pack`, map.packs[pack]);
           let data: Buffer;
           try {
-            data = decompress(z);
+            data = decompress(pb.subarray(packOffset, packOffset + packLength));
           } catch (e) {
             return fail('OCI_LAYER_INVALID', `decompress chunk at ${offset} of ${name}`, (e as Error).message, map.packs[pack], e);
           }
@@ -184,11 +204,14 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
           }
           hashZeros(offset - pos);
           hash.update(data);
-          let written = 0;
-          while (written < data.length) written += (await fh.write(data, written, data.length - written, offset + written)).bytesWritten;
+          if (outLen > 0 && (offset !== outStart + outLen || outLen + length > out.length)) await flush();
+          if (outLen === 0) outStart = offset;
+          data.copy(out, outLen);
+          outLen += length;
           pos = offset + length;
           opts.onProgress?.({ done: pos, total: map.size });
         }
+        await flush();
       } finally {
         // Downloads still running when something failed: let them end (they only fill the cache).
         await Promise.allSettled(ready.values());
@@ -197,7 +220,6 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
       opts.onProgress?.({ done: map.size, total: map.size });
       const got = 'sha256:' + hash.digest('hex');
       if (got !== map.digest) fail('OCI_DIGEST_MISMATCH', `pull ${name}`, `the reassembled image hashes to ${got}`, map.digest);
-      await fh.sync();
     });
     return {
       reference: formatReference(ref),
@@ -211,10 +233,6 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
       annotations: manifest.annotations,
     };
   } finally {
-    for (const h of handles.values()) await h.then((x) => x.close()).catch((e: unknown) => {
-      // A pack that never opened (its download failed) has nothing to close; that failure is reported already.
-      if (!isRootforgeError(e)) throw e;
-    });
     c.close();
   }
 }

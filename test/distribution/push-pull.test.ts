@@ -284,3 +284,16 @@ test('pull -o of a container image converts it, as convert does', async (t) => {
     await img.close();
   }
 });
+
+test('--mount-from: chunks another repository has are mounted, not uploaded', async (t) => {
+  if (missing) return skipOrFail(t, `${missing} is not installed`);
+  await pushArtifact(v1, parseDockerReference(`${proxy.host}/other/base:v1`), { creds, packBytes });
+  proxy.reset();
+  const r = await pushArtifact(v2, parseDockerReference(`${proxy.host}/other/derived:v2`), { creds, packBytes, mountFrom: ['other/base'] });
+  assert.ok(r.mounted > 0, `packs mounted: ${r.mounted}`);
+  assert.ok(r.newChunks < r.chunks / 4, `${r.newChunks} new chunks of ${r.chunks}`);
+  assert.ok(proxy.received <= 0.2 * r.blobBytes, `uploaded ${proxy.received} of ${r.blobBytes}`);
+  const out = join(work, 'derived.ext4');
+  await pullArtifact(parseDockerReference(`${proxy.host}/other/derived:v2`), out, { cacheDir: newCache(), creds });
+  assert.equal(sha(out), sha(v2));
+});
