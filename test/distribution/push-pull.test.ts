@@ -262,6 +262,13 @@ test('build --format docker-archive --push: one command builds, exports and push
   assert.equal(out.push.annotations[ANNOTATION.specDigest], `sha256:${createHash('sha256').update(readFileSync(spec)).digest('hex')}`);
   const inspect = await runAsync('skopeo', ['inspect', `docker-archive:${archive}`]);
   assert.deepEqual((JSON.parse(inspect) as { Layers: string[] }).Layers, [out.format.layerDigest]);
+  const unnamed = join(dir, 'unnamed.tar');
+  const r2 = await rootforge(['build', spec, '-o', join(dir, 'My Box.ext4'), '--format', `docker-archive:${unnamed}`, '--quiet']);
+  assert.equal(r2.code, 0, r2.stderr);
+  const manifest = JSON.parse(await runAsync('tar', ['-xOf', unnamed, 'manifest.json'])) as { RepoTags: string[] }[];
+  assert.deepEqual(manifest[0]!.RepoTags, ['my-box:latest'], 'named after the image file');
+  // skopeo finds the image by that name too.
+  await runAsync('skopeo', ['inspect', `docker-archive:${unnamed}:my-box:latest`]);
   const pulled = join(dir, 'pulled.ext4');
   const p = await rootforge(['pull', `docker://${reg.host}/build/box@${out.push.manifestDigest}`, '-o', pulled, '--creds', 'user:pass', '--cache-dir', newCache()]);
   assert.equal(p.code, 0, p.stderr);
