@@ -1,4 +1,5 @@
-import { isArtifactManifest } from '../distribution/artifact.js';
+import { CHUNKMAP_MEDIA_TYPE, isArtifactManifest } from '../distribution/artifact.js';
+import { fail, isRootforgeError } from '../errors.js';
 import { fetchRemoteManifest, pullArtifact } from '../distribution/pull.js';
 import { defaultCacheDir } from '../oci/cache.js';
 import { formatReference, parseDockerReference, pullImage } from '../oci/registry.js';
@@ -85,6 +86,12 @@ export async function pullCommand(argv: string[]): Promise<number> {
     ...(opts.creds ? { creds: opts.creds } : {}),
     ...(opts.tlsVerify !== undefined ? { tlsVerify: opts.tlsVerify } : {}),
     onProgress: (p) => progress.update(p.done, p.total),
+  }).catch(async (e: unknown) => {
+    // A rootforge artifact is not a container image: say what to do with it instead.
+    if (isRootforgeError(e, 'OCI_UNSUPPORTED_MEDIA_TYPE') && e.message.includes(CHUNKMAP_MEDIA_TYPE)) {
+      fail('OPTION_INVALID', `pull ${formatReference(ref)}`, 'it is a rootforge ext4 artifact: pull it with -o IMAGE.ext4', formatReference(ref));
+    }
+    throw e;
   });
   progress.done();
   const size = image.manifest.layers.reduce((n, l) => n + l.size, 0);
