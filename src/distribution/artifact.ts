@@ -8,13 +8,15 @@
  *     layers[]      application/vnd.rootforge.ext4.pack.v1             packs of chunks
  *     annotations   dev.rootforge.image.* (size, digest, uuid, architecture, …)
  *
- *   pack: zstd frames, one per chunk, back to back (~8 MiB). Chunks are deduplicated by the
+ *   pack: zstd frames back to back (~8 MiB); a frame holds a run of chunks that were new and
+ *     adjacent in the image (up to 1 MiB: big frames decompress at zstd's streaming speed, where
+ *     one frame per 32 KiB chunk is ~3× slower), a lone new chunk its own. Chunks are deduplicated by the
  *     sha256 of their bytes; a new version's manifest lists the older packs it still uses and
  *     one or more new packs holding only its new chunks. Packs keep the request count low (a
  *     1.5 GB image is ~40,000 chunks but ~60 blobs), chunks keep a new version's upload small.
  *
- *   chunk map: { size, digest, packs: [blobDigest…], chunks: [[offset, length, pack, packOffset,
- *     packLength, sha256Hex], …] }
+ *   chunk map: { size, digest, packs: [blobDigest…], chunks: [[offset, length, pack, frameOffset,
+ *     frameLength, offsetInFrame, sha256Hex], …] }
  *     offsets ascending, pieces disjoint; bytes no chunk covers are zeros (sparse on pull).
  *     `digest` is the sha256 of the whole image, checked after reassembly.
  */
@@ -42,8 +44,11 @@ export const ANNOTATION = {
   title: 'org.opencontainers.image.title',
 } as const;
 
-/** [image offset, length, pack index, offset in pack, compressed length, sha256 hex of the bytes]. */
-export type ChunkEntry = [number, number, number, number, number, string];
+/**
+ * [image offset, length, pack index, frame's offset in the pack, frame's compressed length,
+ * the chunk's offset in the decompressed frame, sha256 hex of the chunk's bytes].
+ */
+export type ChunkEntry = [number, number, number, number, number, number, string];
 
 export interface ChunkMap {
   /** Image size in bytes. */
@@ -94,8 +99,8 @@ export function parseChunkMap(bytes: Buffer, where: string): ChunkMap {
   for (const p of m.packs) parseDigest(String(p), what);
   let end = 0;
   for (const c of m.chunks) {
-    const ok = Array.isArray(c) && c.length === 6 && c.slice(0, 5).every((n) => Number.isSafeInteger(n) && (n as number) >= 0) && typeof c[5] === 'string' && HEX64.test(c[5]);
-    if (!ok) fail('OCI_BAD_MANIFEST', what, 'a chunk is not [offset, length, pack, packOffset, packLength, sha256]', JSON.stringify(c).slice(0, 200));
+    const ok = Array.isArray(c) && c.length === 7 && c.slice(0, 6).every((n) => Number.isSafeInteger(n) && (n as number) >= 0) && typeof c[6] === 'string' && HEX64.test(c[6]);
+    if (!ok) fail('OCI_BAD_MANIFEST', what, 'a chunk is not [offset, length, pack, frameOffset, frameLength, offsetInFrame, sha256]', JSON.stringify(c).slice(0, 200));
     const [offset, length, pack, , packLength] = c;
     if (offset < end || length <= 0 || offset + length > (m.size as number)) fail('OCI_BAD_MANIFEST', what, 'chunks overlap, are out of order or lie outside the image', `${offset}+${length}`);
     if (pack >= m.packs.length || packLength <= 0) fail('OCI_BAD_MANIFEST', what, 'a chunk names no pack', JSON.stringify(c).slice(0, 200));

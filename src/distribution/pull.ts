@@ -4,8 +4,8 @@
  *   manifest ──▶ chunk map (config blob)
  *   packs, in the order the image first needs them, `concurrency` at a time, through the blob
  *     cache (BlobStore.fetch: resumable .partial files, sha256 verified before a pack is used)
- *   chunks in image order: from their pack (verified by its digest) → zstd -d → length must
- *     match the map → written at its offset (gaps stay holes: a sparse file)
+ *   chunks in image order: their frame, from their pack (verified by its digest), zstd -d once
+ *     → the chunk's bytes at their offset (gaps stay holes: a sparse file)
  *   sha256 over the whole image (gaps hashed as zeros) must equal the chunk map's digest
  *
  * The output is a temporary file renamed into place only when everything checked out: a
@@ -180,6 +180,8 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
         for (let left = n; left > 0; left -= zeros.length) hash.update(zeros.subarray(0, Math.min(left, zeros.length)));
       };
       let pos = 0;
+      // The last few frames decompressed (a run of chunks comes from one frame).
+      const frames = new Map<string, Buffer>();
       // Contiguous chunks are gathered and written in 4 MiB pieces; gaps stay holes.
       const out = Buffer.allocUnsafe(4 << 20);
       let outStart = 0;
@@ -190,18 +192,24 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
         outLen = 0;
       };
       try {
-        for (const [offset, length, pack, packOffset, packLength, sha] of map.chunks) {
-          const pb = await packBytes(pack);
-          if (packOffset + packLength > pb.length) fail('OCI_BAD_MANIFEST', `reassemble ${name}`, `chunk at ${offset} lies outside its pack`, map.packs[pack]);
-          let data: Buffer;
-          try {
-            data = decompress(pb.subarray(packOffset, packOffset + packLength));
-          } catch (e) {
-            return fail('OCI_LAYER_INVALID', `decompress chunk at ${offset} of ${name}`, (e as Error).message, map.packs[pack], e);
+        for (const [offset, length, pack, frameOffset, frameLength, skip, sha] of map.chunks) {
+          const key = `${pack}:${frameOffset}`;
+          let frame = frames.get(key);
+          if (frame === undefined) {
+            const pb = await packBytes(pack);
+            if (frameOffset + frameLength > pb.length) fail('OCI_BAD_MANIFEST', `reassemble ${name}`, `chunk at ${offset} lies outside its pack`, map.packs[pack]);
+            try {
+              frame = decompress(pb.subarray(frameOffset, frameOffset + frameLength));
+            } catch (e) {
+              return fail('OCI_LAYER_INVALID', `decompress chunk at ${offset} of ${name}`, (e as Error).message, map.packs[pack], e);
+            }
+            frames.set(key, frame);
+            if (frames.size > 4) frames.delete(frames.keys().next().value!);
           }
+          if (skip + length > frame.length) fail('OCI_BAD_MANIFEST', `reassemble ${name}`, `chunk at ${offset} lies outside its frame`, sha);
+          const data = frame.subarray(skip, skip + length);
           // The pack's digest (checked by the blob store) already covers these bytes; the sha256 in
           // the map identifies the chunk for reuse, and the whole image's digest is checked below.
-          if (data.length !== length) fail('OCI_DIGEST_MISMATCH', `reassemble ${name}`, `chunk at ${offset} is ${data.length} bytes, the chunk map says ${length}`, sha);
           hashZeros(offset - pos);
           hash.update(data);
           if (outLen > 0 && (offset !== outStart + outLen || outLen + length > out.length)) await flush();

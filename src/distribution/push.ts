@@ -3,7 +3,8 @@
  *
  *   image ──chunkFile (FastCDC, zero runs cut out)──▶ chunk ──sha256──▶ known already?
  *     yes: the chunk map points into the older pack that holds it
- *     no:  zstd ──▶ appended to the current pack; a full pack (~8 MiB) is uploaded
+ *     no:  gathered with the new chunks next to it into a frame (≤ 1 MiB) ──zstd──▶ appended to
+ *          the current pack; a full pack (~8 MiB) is uploaded
  *          (HEAD: already there? skip ─▶ POST + PUT)
  *   chunk map (config blob) + manifest (artifactType, annotations, every pack used) ──PUT
  *
@@ -37,6 +38,8 @@ export interface PushOptions extends RegistryWriterOptions {
   level?: number;
   /** Compressed bytes per pack. Default 8 MiB. */
   packBytes?: number;
+  /** Uncompressed bytes per frame at most. Default 1 MiB. */
+  frameBytes?: number;
   /** Digests of the build's spec and lock, for the annotations (build --push sets them). */
   specDigest?: string;
   lockDigest?: string;
@@ -68,18 +71,22 @@ export interface PushResult {
   annotations: Record<string, string>;
 }
 
+/** Where a chunk's bytes are; filled in for new chunks when their frame and pack are closed. */
 interface Loc {
   pack?: string;
-  pending?: Pending;
-  offset: number;
-  length: number;
+  frameOffset: number;
+  frameLength: number;
+  skip: number;
 }
 
+/** The pack being filled: closed frames, and the run of new chunks of the frame being filled. */
 interface Pending {
   parts: Buffer[];
   size: number;
-  entries: ChunkEntry[];
   locs: Loc[];
+  frame: Buffer[];
+  frameBytes: number;
+  frameLocs: Loc[];
 }
 
 /** Reads the chunk maps of the rootforge artifacts tagged in `repos`: sha256 → where it is. */
@@ -111,7 +118,7 @@ async function knownChunks(client: RegistryClient, writer: RegistryWriter, repos
         packSize.set(l.digest, l.size);
         if (!packRepo.has(l.digest)) packRepo.set(l.digest, repo);
       }
-      for (const [, , pack, offset, length, sha] of map.chunks) if (!chunks.has(sha)) chunks.set(sha, { pack: map.packs[pack]!, offset, length });
+      for (const [, , pack, frameOffset, frameLength, skip, sha] of map.chunks) if (!chunks.has(sha)) chunks.set(sha, { pack: map.packs[pack]!, frameOffset, frameLength, skip });
     }
   }
   return { chunks, packRepo, packSize };
@@ -121,6 +128,7 @@ export async function pushArtifact(image: string, ref: RegistryRef, options: Pus
   const what = `push ${image}`;
   const concurrency = options.concurrency ?? 4;
   const packBytes = options.packBytes ?? 8 << 20;
+  const frameBytes = options.frameBytes ?? 1 << 20;
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) fail('OPTION_INVALID', what, 'concurrency must be a positive integer', concurrency);
   if (!Number.isSafeInteger(packBytes) || packBytes < 1) fail('OPTION_INVALID', what, 'pack size must be a positive integer', packBytes);
   if (ref.digest !== undefined && ref.tag === undefined) fail('OPTION_INVALID', what, 'push to a tag, not a digest (the digest is the result)', formatReference(ref));
@@ -167,13 +175,13 @@ export async function pushArtifact(image: string, ref: RegistryRef, options: Pus
     const known = await knownChunks(client, writer, [repo, ...(options.mountFrom ?? []).filter((r) => r !== repo)]);
     const hash = createHash('sha256');
     const zeros = Buffer.alloc(1 << 20);
-    const chunks: ChunkEntry[] = [];
+    const pieces: { offset: number; length: number; sha: string; loc: Loc }[] = [];
     const packs: string[] = [];
     const packIndex = new Map<string, number>();
     const packSize = new Map(known.packSize);
     const newPacks = new Set<string>();
     const seen = new Map<string, Loc>();
-    const newPending = (): Pending => ({ parts: [], size: 0, entries: [], locs: [] });
+    const newPending = (): Pending => ({ parts: [], size: 0, locs: [], frame: [], frameBytes: 0, frameLocs: [] });
     let current = newPending();
     let newChunks = 0;
     let zeroBytes = 0;
@@ -185,16 +193,25 @@ export async function pushArtifact(image: string, ref: RegistryRef, options: Pus
       }
       return i;
     };
+    const closeFrame = () => {
+      if (current.frame.length === 0) return;
+      const z = compress(current.frame.length === 1 ? current.frame[0]! : Buffer.concat(current.frame, current.frameBytes), { compressionLevel: options.level ?? 3 });
+      for (const l of current.frameLocs) {
+        l.frameOffset = current.size;
+        l.frameLength = z.length;
+      }
+      current.parts.push(z);
+      current.size += z.length;
+      current.frame = [];
+      current.frameBytes = 0;
+      current.frameLocs = [];
+    };
     const seal = async () => {
+      closeFrame();
       if (current.parts.length === 0) return;
       const blob = Buffer.concat(current.parts, current.size);
       const digest = sha256Digest(blob);
-      const i = refPack(digest);
-      for (const e of current.entries) e[2] = i;
-      for (const l of current.locs) {
-        l.pack = digest;
-        delete l.pending;
-      }
+      for (const l of current.locs) l.pack = digest;
       packSize.set(digest, blob.length);
       newPacks.add(digest);
       current = newPending();
@@ -202,6 +219,7 @@ export async function pushArtifact(image: string, ref: RegistryRef, options: Pus
     };
     for await (const piece of chunkFile(image, { onRead: (done) => options.onProgress?.({ done, total: size }) })) {
       if (piece.kind === 'zero') {
+        closeFrame();
         zeroBytes += piece.length;
         for (let left = piece.length; left > 0; left -= zeros.length) hash.update(zeros.subarray(0, Math.min(left, zeros.length)));
         continue;
@@ -210,21 +228,23 @@ export async function pushArtifact(image: string, ref: RegistryRef, options: Pus
       const sha = createHash('sha256').update(piece.data).digest('hex');
       let loc = seen.get(sha) ?? known.chunks.get(sha);
       if (loc === undefined) {
-        const z = compress(piece.data, { compressionLevel: options.level ?? 3 });
-        loc = { pending: current, offset: current.size, length: z.length };
-        current.parts.push(z);
-        current.size += z.length;
+        if (current.frameBytes + piece.data.length > frameBytes) closeFrame();
+        if (current.size >= packBytes) await seal();
+        loc = { frameOffset: -1, frameLength: -1, skip: current.frameBytes };
+        current.frame.push(piece.data);
+        current.frameBytes += piece.data.length;
+        current.frameLocs.push(loc);
         current.locs.push(loc);
         newChunks++;
+      } else {
+        // A frame holds only chunks adjacent in the image.
+        closeFrame();
       }
       seen.set(sha, loc);
-      const entry: ChunkEntry = [piece.offset, piece.data.length, -1, loc.offset, loc.length, sha];
-      if (loc.pending !== undefined) loc.pending.entries.push(entry);
-      else entry[2] = refPack(loc.pack!);
-      chunks.push(entry);
-      if (current.size >= packBytes) await seal();
+      pieces.push({ offset: piece.offset, length: piece.data.length, sha, loc });
     }
     await seal();
+    const chunks: ChunkEntry[] = pieces.map(({ offset, length, sha, loc }) => [offset, length, refPack(loc.pack!), loc.frameOffset, loc.frameLength, loc.skip, sha]);
     const imageDigest = 'sha256:' + hash.digest('hex');
     // Packs reused from other repositories: mount them here, or copy them where mounting is refused.
     for (const digest of packs) {

@@ -33,8 +33,9 @@ process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 const servers = cleanups();
 after(() => servers.run());
 const creds = { username: 'user', password: 'pass' };
-/** Small packs, so the test images (a few MB) have many. */
+/** Small packs and frames, so the test images (a few MB) have many. */
 const packBytes = 256 << 10;
+const frameBytes = 128 << 10;
 let reg: RegistryServer;
 let proxy: CountingProxy;
 let cacheN = 0;
@@ -103,7 +104,7 @@ const ref = (tag: string, host = proxy.host) => parseDockerReference(`${host}/te
 test('push then pull gives the same image, in a fresh cache; the manifest is a valid OCI artifact', async (t) => {
   if (missing) return skipOrFail(t, `${missing} is not installed`);
   proxy.reset();
-  const pushed = await pushArtifact(v1, ref('v1'), { creds, packBytes });
+  const pushed = await pushArtifact(v1, ref('v1'), { creds, packBytes, frameBytes });
   assert.equal(pushed.imageDigest, `sha256:${sha(v1)}`);
   assert.ok(pushed.zeroBytes >= 4 << 20, `the free space (≥ 4 MiB of zeros) is not stored (${pushed.zeroBytes})`);
   assert.equal(pushed.uploaded, pushed.blobs + 1, 'every pack and the chunk map uploaded on the first push');
@@ -138,12 +139,12 @@ test('push then pull gives the same image, in a fresh cache; the manifest is a v
 test('v2 after v1 uploads only the new chunks', async (t) => {
   if (missing) return skipOrFail(t, `${missing} is not installed`);
   proxy.reset();
-  const first = await pushArtifact(v1, ref('v1'), { creds, packBytes });
+  const first = await pushArtifact(v1, ref('v1'), { creds, packBytes, frameBytes });
   assert.equal(first.uploaded, 0, 'pushing the same image again uploads nothing');
   assert.equal(proxy.requests['PUT'], 1, 'only the manifest is PUT');
   const v1Bytes = first.blobBytes;
   proxy.reset();
-  const second = await pushArtifact(v2, ref('v2'), { creds, packBytes });
+  const second = await pushArtifact(v2, ref('v2'), { creds, packBytes, frameBytes });
   t.diagnostic(`v1 ${v1Bytes} bytes of blobs; v2 sent ${proxy.received} bytes (${second.newChunks} of ${second.chunks} chunks new, ${second.uploaded} blobs)`);
   assert.ok(second.newChunks < second.chunks / 4, `most chunks shared: ${second.newChunks} new of ${second.chunks}`);
   // 2 of 40 files changed (≈5 %): the goal is ≤ 20 % of v1's bytes.
@@ -155,7 +156,7 @@ test('v2 after v1 uploads only the new chunks', async (t) => {
 
 test('pull by digest; chunks cached from another version are not downloaded again; inspect reads annotations only', async (t) => {
   if (missing) return skipOrFail(t, `${missing} is not installed`);
-  const pushed = await pushArtifact(v2, ref('v2'), { creds, packBytes });
+  const pushed = await pushArtifact(v2, ref('v2'), { creds, packBytes, frameBytes });
   const cache = newCache();
   await pullArtifact(ref('v1'), join(work, 'a.ext4'), { cacheDir: cache, creds });
   proxy.reset();
@@ -178,7 +179,7 @@ test('pull by digest; chunks cached from another version are not downloaded agai
 
 test('an interrupted pull resumes: the second run fetches only what the first did not', async (t) => {
   if (missing) return skipOrFail(t, `${missing} is not installed`);
-  await pushArtifact(v1, ref('v1'), { creds, packBytes });
+  await pushArtifact(v1, ref('v1'), { creds, packBytes, frameBytes });
   const cache = newCache();
   const out = join(work, 'resumed.ext4');
   proxy.reset();
@@ -209,7 +210,7 @@ test('an interrupted pull resumes: the second run fetches only what the first di
 
 test('a corrupted chunk in the registry storage fails the pull typed, leaving no output', async (t) => {
   if (missing) return skipOrFail(t, `${missing} is not installed`);
-  const pushed = await pushArtifact(v1, parseDockerReference(`${reg.host}/team/corrupt:v1`), { creds, packBytes });
+  const pushed = await pushArtifact(v1, parseDockerReference(`${reg.host}/team/corrupt:v1`), { creds, packBytes, frameBytes });
   const raw = await runAsync('skopeo', ['inspect', '--raw', '--tls-verify=false', '--creds', 'user:pass', `docker://${reg.host}/team/corrupt:v1`]);
   const layer = (JSON.parse(raw) as { layers: { digest: string }[] }).layers[3]!.digest;
   const data = reg.blobData(layer);
@@ -294,9 +295,9 @@ test('pull -o of a container image converts it, as convert does', async (t) => {
 
 test('--mount-from: chunks another repository has are mounted, not uploaded', async (t) => {
   if (missing) return skipOrFail(t, `${missing} is not installed`);
-  await pushArtifact(v1, parseDockerReference(`${proxy.host}/other/base:v1`), { creds, packBytes });
+  await pushArtifact(v1, parseDockerReference(`${proxy.host}/other/base:v1`), { creds, packBytes, frameBytes });
   proxy.reset();
-  const r = await pushArtifact(v2, parseDockerReference(`${proxy.host}/other/derived:v2`), { creds, packBytes, mountFrom: ['other/base'] });
+  const r = await pushArtifact(v2, parseDockerReference(`${proxy.host}/other/derived:v2`), { creds, packBytes, frameBytes, mountFrom: ['other/base'] });
   assert.ok(r.mounted > 0, `packs mounted: ${r.mounted}`);
   assert.ok(r.newChunks < r.chunks / 4, `${r.newChunks} new chunks of ${r.chunks}`);
   assert.ok(proxy.received <= 0.2 * r.blobBytes, `uploaded ${proxy.received} of ${r.blobBytes}`);
