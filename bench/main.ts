@@ -20,6 +20,7 @@ import { PIPELINES, type Pipeline } from './pipelines.js';
 import { benchBoot, formatBoot } from './boot.js';
 import { benchInstances, formatInstances } from './instances.js';
 import { benchDistro, formatDistro } from './distro.js';
+import { benchDistribution } from './distribution.js';
 import { benchRegistry, REGISTRY_INPUT } from './registry-bench.js';
 import { formatInput, summarize, writeResults, type BenchReport, type InputResult } from './report.js';
 import { isInterrupted, log, markInterrupted, runPipelines } from './runner.js';
@@ -38,6 +39,8 @@ async function benchInput(name: string, path: string, selected: readonly Pipelin
 }
 
 async function main(argv: string[]): Promise<number> {
+  // Its own mode with its own options (bench/distribution.ts).
+  if (argv.includes('--distribution')) return benchDistribution(argv);
   const opts = parseOptions(argv);
   if (opts.help) {
     process.stdout.write(USAGE + '\n');

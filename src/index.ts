@@ -38,6 +38,12 @@ export { ImageCache, defaultCacheDir, type CachedImage } from './oci/cache.js';
 export { imageJson, IMAGE_JSON_PATH, type ImageJson } from './oci/image-json.js';
 export type { ResolvedImage, Layer, Descriptor, ImageManifest, ImageIndex, ImageConfig, Platform, ImageLimits } from './oci/types.js';
 
+// shipping ext4 images through registries (push / pull as OCI artifacts); other output formats
+export { pushArtifact, type PushOptions, type PushResult } from './distribution/push.js';
+export { pullArtifact, inspectRemote, fetchRemoteManifest, type ArtifactPullOptions, type ArtifactPullResult, type RemoteInfo } from './distribution/pull.js';
+export { ARTIFACT_TYPE, ANNOTATION, type ChunkMap } from './distribution/artifact.js';
+export { parseFormat, writeFormat, type OutputFormat, type FormatResult } from './output/formats.js';
+
 // build specs, provisioning
 export { buildImage, type BuildOptions, type BuildResult } from './build.js';
 export { RootfsBuilder } from './builder.js';

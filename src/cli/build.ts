@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { buildImage } from '../build.js';
 import { fail } from '../errors.js';
 import { loadSpec } from '../spec/load.js';
@@ -33,7 +33,7 @@ Options:
   --kernel K            the kernel for that config (default: the cache's default kernel)
   --format F            also write the rootfs as oci:DIR[:TAG], docker-archive:FILE[:NAME[:TAG]]
                         or tar:FILE (the same tree, one uncompressed layer, loadable by
-                        docker/podman load)
+                        docker/podman load; the archive's name defaults to the image file's)
   --push docker://REF   then push the image as a rootforge artifact (see rootforge push)
   --quiet               no progress, warnings or summary
   --json                print the result as JSON
@@ -103,6 +103,11 @@ export async function buildCommand(argv: string[]): Promise<number> {
   }
   let formatted: FormatResult | undefined;
   if (format) {
+    // docker load names the image after the output file (devbox.ext4 → devbox:latest) unless named.
+    if (format.kind === 'docker-archive' && format.repoTag === undefined) {
+      const name = basename(result.output).replace(/\.ext4$/, '').toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+/, '');
+      if (name !== '') format.repoTag = `${name}:latest`;
+    }
     formatted = await writeFormat(result.output, format, {
       architecture: result.arch,
       timestamp: epoch ? Number(epoch) : 0,

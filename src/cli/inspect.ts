@@ -162,7 +162,7 @@ async function inspectRemoteCommand(target: string, values: { json?: boolean; cr
     ['Digest', info.manifestDigest],
     ['Type', info.rootforge ? `rootforge ext4 artifact (${info.artifactType ?? info.mediaType})` : (info.artifactType ?? info.mediaType)],
   ];
-  if (info.blobs !== undefined) lines.push([info.rootforge ? 'Chunks' : 'Layers', `${info.blobs} blobs, ${formatBytes(info.blobBytes ?? 0)}`]);
+  if (info.blobs !== undefined) lines.push([info.rootforge ? 'Packs' : 'Layers', `${info.blobs} blobs, ${formatBytes(info.blobBytes ?? 0)}`]);
   if (info.platforms) lines.push(['Platforms', info.platforms.join(' ')]);
   for (const [k, v] of Object.entries(info.annotations).sort(([a], [b]) => (a < b ? -1 : 1))) lines.push([k, v]);
   const width = Math.max(...lines.map(([k]) => k.length)) + 1;

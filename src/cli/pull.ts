@@ -1,4 +1,5 @@
-import { isArtifactManifest } from '../distribution/artifact.js';
+import { CHUNKMAP_MEDIA_TYPE, isArtifactManifest } from '../distribution/artifact.js';
+import { fail, isRootforgeError } from '../errors.js';
 import { fetchRemoteManifest, pullArtifact } from '../distribution/pull.js';
 import { defaultCacheDir } from '../util/cache-dir.js';
 import { formatReference, parseDockerReference, pullImage } from '../oci/registry.js';
@@ -18,7 +19,7 @@ IMAGE.ext4 as "rootforge convert docker://…" does.
 
 Options:
   -o, --output FILE     write the ext4 image (replaced only when the pull succeeds)
-  --concurrency N       artifact chunks downloaded at once (default 16)
+  --concurrency N       artifact packs downloaded at once (default 4)
   --platform OS/ARCH    which platform of a multi-platform image (default: this host's)
   --creds USER:PASS     registry credentials (default: from $DOCKER_CONFIG/config.json)
   --tls-verify=false    accept any TLS certificate
@@ -78,7 +79,7 @@ export async function pullCommand(argv: string[]): Promise<number> {
     else if (!values.quiet) {
       process.stdout.write(
         `${r.output}: ${formatBytes(r.sizeBytes)} from ${r.reference}@${r.manifestDigest}, image ${r.imageDigest} verified; ` +
-          `${r.chunksFetched} chunks fetched (${formatBytes(r.bytesFetched)}), ${r.chunksCached} from the cache\n`,
+          `${r.chunks} chunks in ${r.packs} packs: ${r.packsFetched} fetched (${formatBytes(r.bytesFetched)}), ${r.packsCached} from the cache\n`,
       );
     }
     return 0;
@@ -90,6 +91,12 @@ export async function pullCommand(argv: string[]): Promise<number> {
     ...(opts.tlsVerify !== undefined ? { tlsVerify: opts.tlsVerify } : {}),
     ...limitOptions(values),
     onProgress: (p) => progress.update(p.done, p.total),
+  }).catch(async (e: unknown) => {
+    // A rootforge artifact is not a container image: say what to do with it instead.
+    if (isRootforgeError(e, 'OCI_UNSUPPORTED_MEDIA_TYPE') && e.message.includes(CHUNKMAP_MEDIA_TYPE)) {
+      fail('OPTION_INVALID', `pull ${formatReference(ref)}`, 'it is a rootforge ext4 artifact: pull it with -o IMAGE.ext4', formatReference(ref));
+    }
+    throw e;
   });
   progress.done();
   const size = image.manifest.layers.reduce((n, l) => n + l.size, 0);

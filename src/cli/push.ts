@@ -8,14 +8,15 @@ import { ProgressLine } from './progress.js';
 export const PUSH_USAGE = `Usage: rootforge push IMAGE.ext4 docker://HOST/REPO:TAG [options]
 
 Stores an ext4 image in a registry as an OCI artifact (artifactType
-application/vnd.rootforge.ext4.v1): content-defined chunks, each zstd-compressed as a blob;
-runs of zeros are not stored; chunks the registry already has are not uploaded again.
+application/vnd.rootforge.ext4.v1): content-defined chunks (~32 KiB), each zstd-compressed, in
+packs of ~8 MiB; runs of zeros are not stored; chunks already in an artifact of the repository
+(or of a --mount-from repository) are not uploaded again.
 Pull it back with "rootforge pull docker://HOST/REPO:TAG -o IMAGE.ext4".
 
 Options:
-  --mount-from REPO     another repository on the same registry to mount existing chunks from
-                        (cross-repository blob mount; repeatable as a comma-separated list)
-  --concurrency N       blobs checked or uploaded at once (default 8)
+  --mount-from REPOS    other repositories on the same registry (comma-separated) whose
+                        artifacts' chunks are reused, their packs mounted (cross-repository mount)
+  --concurrency N       packs checked or uploaded at once (default 4)
   --creds USER:PASS     registry credentials (default: from $DOCKER_CONFIG/config.json)
   --tls-verify=false    accept any TLS certificate
   -q, --quiet           no progress line or summary
@@ -77,8 +78,8 @@ export async function pushTo(
 
 export function printPush(r: PushResult, out: NodeJS.WritableStream): void {
   out.write(
-    `${r.reference}@${r.manifestDigest}: ${formatBytes(r.sizeBytes)} image in ${r.chunks} chunks (${r.blobs} blobs, ${formatBytes(r.blobBytes)} compressed, ` +
-      `${formatBytes(r.zeroBytes)} of zeros not stored); uploaded ${r.uploaded} blobs (${formatBytes(r.uploadedBytes)}), ` +
-      `${r.present} already there${r.mounted ? `, ${r.mounted} mounted` : ''}\n`,
+    `${r.reference}@${r.manifestDigest}: ${formatBytes(r.sizeBytes)} image, ${r.chunks} chunks (${r.newChunks} new) in ${r.blobs} packs ` +
+      `(${formatBytes(r.blobBytes)} compressed, ${formatBytes(r.zeroBytes)} of zeros not stored); uploaded ${r.uploaded} blobs ` +
+      `(${formatBytes(r.uploadedBytes)}), ${r.present} already there${r.mounted ? `, ${r.mounted} mounted` : ''}\n`,
   );
 }

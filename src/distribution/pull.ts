@@ -1,25 +1,26 @@
 /**
  * pull -o: a rootforge artifact in a registry → the ext4 image, byte for byte.
  *
- *   manifest ──▶ chunk map (config blob, via the blob cache)
- *   chunks, in image order, `concurrency` fetched ahead:
- *     cached? read it : GET blob → sha256 must equal its digest → into the cache
- *     zstd -d → length must match → pwrite at its offset (gaps stay holes: a sparse file)
+ *   manifest ──▶ chunk map (config blob)
+ *   packs, in the order the image first needs them, `concurrency` at a time, through the blob
+ *     cache (BlobStore.fetch: resumable .partial files, sha256 verified before a pack is used)
+ *   chunks in image order: their frame, from their pack (verified by its digest), zstd -d once
+ *     → the chunk's bytes at their offset (gaps stay holes: a sparse file)
  *   sha256 over the whole image (gaps hashed as zeros) must equal the chunk map's digest
  *
  * The output is a temporary file renamed into place only when everything checked out: a
- * tampered or missing chunk fails typed and leaves nothing. Every chunk goes through the blob
- * cache (<cache>/blobs), so a pull that stopped midway resumes where it was, and chunks shared
- * with another version already pulled are not downloaded again.
+ * tampered or missing pack fails typed and leaves nothing. A pull that stopped midway resumes
+ * where it was (packs complete in the cache, the one in progress from its .partial); packs a
+ * version shares with one pulled before are already in the cache and not downloaded again.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decompress } from 'zstd-napi';
-import { fail, isRootforgeError } from '../errors.js';
+import { fail } from '../errors.js';
 import type { Credentials } from '../oci/auth.js';
 import { BlobStore } from '../oci/blobstore.js';
-import { sha256Digest } from '../oci/digest.js';
+import { readVerified } from '../oci/digest.js';
 import { formatReference, type RegistryRef } from '../oci/reference.js';
 import { MANIFEST_ACCEPT, RegistryClient } from '../oci/registry-client.js';
 import { writeAtomically } from '../util/atomic.js';
@@ -36,7 +37,7 @@ export interface RemoteOptions {
 }
 
 export interface ArtifactPullOptions extends RemoteOptions {
-  /** Chunks fetched ahead of the one being written. Default 16. */
+  /** Packs downloaded at once. Default 4. */
   concurrency?: number;
   /** Bytes of the image written (or known to be zeros) so far. */
   onProgress?: (p: { done: number; total: number }) => void;
@@ -57,9 +58,11 @@ export interface ArtifactPullResult {
   imageDigest: string;
   sizeBytes: number;
   chunks: number;
-  /** Chunks downloaded by this pull, and found in the blob cache. */
-  chunksFetched: number;
-  chunksCached: number;
+  /** Packs the image uses: downloaded by this pull, and found in the blob cache. */
+  packs: number;
+  packsFetched: number;
+  packsCached: number;
+  /** Bytes downloaded (packs and chunk map). */
   bytesFetched: number;
   annotations: Record<string, string>;
 }
@@ -99,7 +102,7 @@ async function getManifest(c: RegistryClient, ref: RegistryRef): Promise<RemoteM
 export { isArtifactManifest };
 
 export async function pullArtifact(ref: RegistryRef, output: string, opts: ArtifactPullOptions): Promise<ArtifactPullResult> {
-  const concurrency = opts.concurrency ?? 16;
+  const concurrency = opts.concurrency ?? 4;
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) fail('OPTION_INVALID', 'pull artifact', 'concurrency must be a positive integer', concurrency);
   const name = `docker://${formatReference(ref)}`;
   const store = new BlobStore(join(opts.cacheDir, 'blobs'));
@@ -108,44 +111,66 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
     const remote = await getManifest(c, ref);
     const manifest: ArtifactManifest = checkArtifactManifest(remote.doc, name);
     const sizes = new Map(manifest.layers.map((l) => [l.digest, l.size]));
-    const counts = { chunksFetched: 0, chunksCached: 0, bytesFetched: 0 };
-
-    const getBlob = async (digest: string, size: number, what: string): Promise<Buffer> => {
-      if (await store.has(digest)) {
-        counts.chunksCached++;
-        return readFile(store.path(digest));
-      }
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const { body, offset } = await c.blobStream(ref.repository, digest);
-          if (offset !== 0) fail('OCI_REGISTRY_ERROR', what, 'the registry answered a partial body', digest);
-          const parts: Buffer[] = [];
-          let n = 0;
-          for await (const b of body) {
-            n += b.length;
-            if (n > size) fail('OCI_DIGEST_MISMATCH', what, `more bytes than the descriptor's size ${size}`, digest);
-            parts.push(b);
-          }
-          if (n < size) fail('OCI_NETWORK', what, `connection ended after ${n} of ${size} bytes`, digest);
-          const data = Buffer.concat(parts, n);
-          const got = sha256Digest(data);
-          if (got !== digest) fail('OCI_DIGEST_MISMATCH', what, `content hashes to ${got}`, digest);
-          await store.put(digest, data);
-          counts.chunksFetched++;
-          counts.bytesFetched += n;
-          return data;
-        } catch (e) {
-          if (!isRootforgeError(e, 'OCI_NETWORK') || attempt >= 3) throw e;
-          await new Promise((r) => setTimeout(r, 250 * 2 ** (attempt - 1)));
-        }
-      }
+    const counts = { packsFetched: 0, packsCached: 0, bytesFetched: 0 };
+    const opener = (digest: string) => async (offset: number) => c.blobStream(ref.repository, digest, offset);
+    const fetchBlob = async (digest: string, size: number): Promise<string> => {
+      let got = 0;
+      const r = await store.fetch(digest, size, opener(digest), { onProgress: (n) => (got = n), ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}) });
+      if (r.fetched) {
+        counts.packsFetched++;
+        counts.bytesFetched += got;
+      } else counts.packsCached++;
+      return r.path;
     };
 
-    const mapData = await getBlob(manifest.config.digest, manifest.config.size, `fetch chunk map of ${name}`);
-    const map = parseChunkMap(mapData, name);
+    const mapPath = await fetchBlob(manifest.config.digest, manifest.config.size);
+    // The chunk map is not a pack: keep the counts about packs.
+    if (counts.packsFetched > 0) counts.packsFetched--;
+    else counts.packsCached--;
+    const map = parseChunkMap(await readVerified(mapPath, manifest.config.digest, `read chunk map of ${name}`), name);
     const claimed = manifest.annotations[ANNOTATION.digest];
     if (claimed !== undefined && claimed !== map.digest) fail('OCI_BAD_MANIFEST', `pull ${name}`, `the annotation says image ${claimed}, the chunk map ${map.digest}`, remote.digest);
-    for (const [, , d] of map.chunks) if (!sizes.has(d)) fail('OCI_BAD_MANIFEST', `pull ${name}`, 'the chunk map names a blob the manifest does not list', d);
+    for (const p of map.packs) if (!sizes.has(p)) fail('OCI_BAD_MANIFEST', `pull ${name}`, 'the chunk map names a pack the manifest does not list', p);
+
+    // Packs in the order the image first needs them; `concurrency` downloads run ahead.
+    const order: number[] = [];
+    const firstUse = new Set<number>();
+    for (const ch of map.chunks) if (!firstUse.has(ch[2])) (firstUse.add(ch[2]), order.push(ch[2]));
+    const ready = new Map<number, Promise<string>>();
+    let next = 0;
+    const startUpTo = (n: number) => {
+      for (; next < Math.min(n, order.length); next++) {
+        const pack = map.packs[order[next]!]!;
+        const p = fetchBlob(pack, sizes.get(pack)!);
+        p.catch(() => undefined); // awaited in order below; a failure ahead of the reader is not "unhandled"
+        ready.set(order[next]!, p);
+      }
+    };
+    const rank = new Map(order.map((p, i) => [p, i]));
+    // Whole packs in memory (≈8 MiB each), the most recently used few: one read per pack instead
+    // of one per chunk. Chunks of a first version come pack after pack; later versions interleave
+    // a few packs, which the small LRU covers.
+    const PACKS_KEPT = 6;
+    const loaded = new Map<number, Buffer>();
+    const packBytes = async (i: number): Promise<Buffer> => {
+      const hit = loaded.get(i);
+      if (hit !== undefined) {
+        loaded.delete(i);
+        loaded.set(i, hit);
+        return hit;
+      }
+      startUpTo(rank.get(i)! + concurrency);
+      const fh = await open(await ready.get(i)!, 'r');
+      let data: Buffer;
+      try {
+        data = await fh.readFile();
+      } finally {
+        await fh.close();
+      }
+      loaded.set(i, data);
+      if (loaded.size > PACKS_KEPT) loaded.delete(loaded.keys().next().value!);
+      return data;
+    };
 
     await writeAtomically(output, async (fh) => {
       await fh.truncate(map.size);
@@ -154,47 +179,55 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
       const hashZeros = (n: number) => {
         for (let left = n; left > 0; left -= zeros.length) hash.update(zeros.subarray(0, Math.min(left, zeros.length)));
       };
-      const pending: Promise<Buffer>[] = [];
-      let next = 0;
-      const startUpTo = (limit: number) => {
-        for (; next < Math.min(limit, map.chunks.length); next++) {
-          const [offset, , digest] = map.chunks[next]!;
-          const p = getBlob(digest, sizes.get(digest)!, `fetch chunk at ${offset} of ${name}`);
-          // Settled in order below; mark handled so a failure ahead of the reader is not "unhandled".
-          p.catch(() => undefined);
-          pending[next] = p;
-        }
-      };
       let pos = 0;
+      // The last few frames decompressed (a run of chunks comes from one frame).
+      const frames = new Map<string, Buffer>();
+      // Contiguous chunks are gathered and written in 4 MiB pieces; gaps stay holes.
+      const out = Buffer.allocUnsafe(4 << 20);
+      let outStart = 0;
+      let outLen = 0;
+      const flush = async () => {
+        let written = 0;
+        while (written < outLen) written += (await fh.write(out, written, outLen - written, outStart + written)).bytesWritten;
+        outLen = 0;
+      };
       try {
-        for (let i = 0; i < map.chunks.length; i++) {
-          startUpTo(i + concurrency);
-          const [offset, length, digest] = map.chunks[i]!;
-          const blob = await pending[i]!;
-          delete pending[i];
-          let data: Buffer;
-          try {
-            data = decompress(blob);
-          } catch (e) {
-            return fail('OCI_LAYER_INVALID', `decompress chunk at ${offset} of ${name}`, (e as Error).message, digest, e);
+        for (const [offset, length, pack, frameOffset, frameLength, skip, sha] of map.chunks) {
+          const key = `${pack}:${frameOffset}`;
+          let frame = frames.get(key);
+          if (frame === undefined) {
+            const pb = await packBytes(pack);
+            if (frameOffset + frameLength > pb.length) fail('OCI_BAD_MANIFEST', `reassemble ${name}`, `chunk at ${offset} lies outside its pack`, map.packs[pack]);
+            try {
+              frame = decompress(pb.subarray(frameOffset, frameOffset + frameLength));
+            } catch (e) {
+              return fail('OCI_LAYER_INVALID', `decompress chunk at ${offset} of ${name}`, (e as Error).message, map.packs[pack], e);
+            }
+            frames.set(key, frame);
+            if (frames.size > 4) frames.delete(frames.keys().next().value!);
           }
-          if (data.length !== length) fail('OCI_DIGEST_MISMATCH', `reassemble ${name}`, `chunk at ${offset} is ${data.length} bytes, the map says ${length}`, digest);
+          if (skip + length > frame.length) fail('OCI_BAD_MANIFEST', `reassemble ${name}`, `chunk at ${offset} lies outside its frame`, sha);
+          const data = frame.subarray(skip, skip + length);
+          // The pack's digest (checked by the blob store) already covers these bytes; the sha256 in
+          // the map identifies the chunk for reuse, and the whole image's digest is checked below.
           hashZeros(offset - pos);
           hash.update(data);
-          let written = 0;
-          while (written < data.length) written += (await fh.write(data, written, data.length - written, offset + written)).bytesWritten;
+          if (outLen > 0 && (offset !== outStart + outLen || outLen + length > out.length)) await flush();
+          if (outLen === 0) outStart = offset;
+          data.copy(out, outLen);
+          outLen += length;
           pos = offset + length;
           opts.onProgress?.({ done: pos, total: map.size });
         }
+        await flush();
       } finally {
-        // Fetches still running when a chunk failed: let them end (they only fill the cache).
-        await Promise.allSettled(pending.filter((p) => p !== undefined));
+        // Downloads still running when something failed: let them end (they only fill the cache).
+        await Promise.allSettled(ready.values());
       }
       hashZeros(map.size - pos);
       opts.onProgress?.({ done: map.size, total: map.size });
       const got = 'sha256:' + hash.digest('hex');
       if (got !== map.digest) fail('OCI_DIGEST_MISMATCH', `pull ${name}`, `the reassembled image hashes to ${got}`, map.digest);
-      await fh.sync();
     });
     return {
       reference: formatReference(ref),
@@ -203,6 +236,7 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
       imageDigest: map.digest,
       sizeBytes: map.size,
       chunks: map.chunks.length,
+      packs: map.packs.length,
       ...counts,
       annotations: manifest.annotations,
     };

@@ -128,6 +128,21 @@ export class RegistryWriter {
     }
   }
 
+  /** GET /v2/<repo>/tags/list: the repository's tags ([] when it does not exist yet). */
+  async listTags(repo: string, limit = 1000): Promise<string[]> {
+    const url = await this.url(`/v2/${repo}/tags/list`);
+    url.searchParams.set('n', String(limit));
+    const res = await this.call(repo, { method: 'GET', url }, 'pull,push');
+    if (res.status === 404) return [];
+    if (res.status !== 200) return this.failStatus(res, 'list tags', `${this.registry}/${repo}`);
+    try {
+      const tags = (JSON.parse(res.body.toString('utf8')) as { tags?: unknown }).tags;
+      return Array.isArray(tags) ? tags.filter((t): t is string => typeof t === 'string').sort() : [];
+    } catch (e) {
+      return fail('OCI_REGISTRY_ERROR', 'list tags', 'the registry answered with invalid JSON', `${this.registry}/${repo}`, e);
+    }
+  }
+
   /** PUT /v2/<repo>/manifests/<reference>; returns the registry's digest for it. */
   async putManifest(repo: string, reference: string, bytes: Buffer, mediaType: string): Promise<string | undefined> {
     const url = await this.url(`/v2/${repo}/manifests/${reference}`);
