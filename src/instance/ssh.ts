@@ -48,11 +48,14 @@ async function readOrNull(img: Ext4Image, path: string, max: number): Promise<Bu
  */
 export function sshdSetEnvConf(env: Record<string, string>): string {
   const lines = ['# Session environment of this sandbox for ssh sessions, written by `rootforge boot` at each start.'];
+  const pairs: string[] = [];
   for (const k of Object.keys(env).sort()) {
     const v = env[k]!;
     // eslint-disable-next-line no-control-regex
     if (/["\\\x00-\x1f\x7f]/.test(v)) lines.push(`# ${k}: left out (a double quote, backslash or control character cannot be written here)`);
-    else lines.push(`SetEnv "${k}=${v}"`);
+    else pairs.push(`"${k}=${v}"`);
   }
+  // one line: sshd keeps only the first SetEnv directive it reads
+  if (pairs.length > 0) lines.push(`SetEnv ${pairs.join(' ')}`);
   return lines.join('\n') + '\n';
 }

@@ -285,16 +285,16 @@ test('Firecracker: each share becomes an ext4 disk from our converter, every dri
 test('ssh sessions: SetEnv drop-in lines, values sshd_config cannot hold left out by name', () => {
   const conf = sshdSetEnvConf({ B: "it's fine", A: 'x y', Q: 'a"b', NL: 'a\nb', BS: 'a\\b' });
   assert.deepEqual(conf.split('\n').filter((l) => !l.startsWith('# Session')), [
-    'SetEnv "A=x y"',
-    'SetEnv "B=it\'s fine"',
     '# BS: left out (a double quote, backslash or control character cannot be written here)',
     '# NL: left out (a double quote, backslash or control character cannot be written here)',
     '# Q: left out (a double quote, backslash or control character cannot be written here)',
+    'SetEnv "A=x y" "B=it\'s fine"',
     '',
   ]);
   const cfg = { hostname: 'h', machineId: 'b'.repeat(32), sshKeys: [], env: {} };
   const withDropIn = configEntries(cfg, { A: '1' }, [], { sshdSetEnv: true }).find((e) => e.path === 'etc/ssh/sshd_config.d/rootforge-session-env.conf');
   assert.equal(withDropIn?.mode, 0o600);
   assert.match(withDropIn!.data!.toString(), /^SetEnv "A=1"$/m);
+  assert.equal(sshdSetEnvConf({}).includes('SetEnv'), false);
   assert.equal(configEntries(cfg, { A: '1' }, []).some((e) => e.path.startsWith('etc/ssh')), false, 'only when the base sshd takes SetEnv');
 });
