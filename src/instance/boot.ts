@@ -25,6 +25,7 @@ import { findVirtiofsd, startVirtiofsd } from '../vm/virtiofsd.js';
 import { baseIdentity } from './base-hash.js';
 import { configEntries, ustar, type GuestMount } from './config-disk.js';
 import { diskPath, parseEnvAssignment, readRecord } from './record.js';
+import { baseSshdTakesSetEnv } from './ssh.js';
 
 export interface ShareSpec {
   hostDir: string;
@@ -59,6 +60,8 @@ export interface InstanceBootOptions extends Omit<BootOptions, 'disks' | 'fsShar
   env?: string[];
   /** Where remembered base hashes live. */
   cacheDir?: string;
+  /** Check that the guest's root is the overlay once it is up. Default true (off only for stand-in VMMs in tests). */
+  checkOverlay?: boolean;
 }
 
 export async function bootInstance(dir: string, kernel: KernelRef, o: InstanceBootOptions = {}): Promise<Vm> {
@@ -105,8 +108,9 @@ export async function bootInstance(dir: string, kernel: KernelRef, o: InstanceBo
         mounts.push({ tag: diskDevice(disks.length - 1), target: s.guestDir, type: 'ext4', readOnly: s.readOnly });
       }
     }
-    await writeFile(join(work, 'config.img'), ustar(configEntries(rec.config, env, mounts)), { mode: 0o600 });
-    const { shares: _shares, env: _env, cacheDir: _cacheDir, ...vmOptions } = o;
+    const sshdSetEnv = await baseSshdTakesSetEnv(base);
+    await writeFile(join(work, 'config.img'), ustar(configEntries(rec.config, env, mounts, { sshdSetEnv })), { mode: 0o600 });
+    const { shares: _shares, env: _env, cacheDir: _cacheDir, checkOverlay = true, ...vmOptions } = o;
     const vm = await bootImage(base, kernel, {
       ...vmOptions,
       readOnlyRoot: true,
@@ -115,7 +119,7 @@ export async function bootInstance(dir: string, kernel: KernelRef, o: InstanceBo
       extraCmdline: [...(o.extraCmdline ?? []), `rootforge.upper=${diskDevice(0)}`, `rootforge.config=${diskDevice(1)}`],
     });
     const ivm = new InstanceVm(vm, cleanups);
-    await checkOverlayRoot(ivm, dir);
+    if (checkOverlay) await checkOverlayRoot(ivm, dir);
     return ivm;
   } catch (e) {
     const failures = await cleanups.run();

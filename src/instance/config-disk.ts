@@ -11,10 +11,13 @@
  *                                   sessions (~/.ssh/rc) source it; readable by every user in
  *                                   the guest, like an environment
  *   etc/rootforge/instance.json     hostname, env, shares for the agent (root only)
+ *   etc/ssh/sshd_config.d/rootforge-session-env.conf   SetEnv lines, when the base's sshd
+ *                                   takes them (ssh.ts; root only)
  *
  * Deterministic: same inputs ⇒ same bytes (mtime 0, sorted keys).
  */
 import type { InstanceConfig } from './record.js';
+import { SSHD_DROP_IN, sshdSetEnvConf } from './ssh.js';
 
 export interface GuestMount {
   tag: string;
@@ -31,7 +34,7 @@ export interface ConfigFileEntry {
 }
 
 /** One boot's settings: the record's config with the boot's env over it, and its shares. */
-export function configEntries(config: InstanceConfig, env: Record<string, string>, mounts: GuestMount[]): ConfigFileEntry[] {
+export function configEntries(config: InstanceConfig, env: Record<string, string>, mounts: GuestMount[], o: { sshdSetEnv?: boolean } = {}): ConfigFileEntry[] {
   const keys = Object.keys(env).sort();
   const sessionEnv = ['# Session environment of this sandbox, written by `rootforge boot` at each start.', ...keys.map((k) => `export ${k}=${shellQuote(env[k]!)}`)].join('\n') + '\n';
   const instance = { hostname: config.hostname, env: Object.fromEntries(keys.map((k) => [k, env[k]!])), mounts };
@@ -42,6 +45,7 @@ export function configEntries(config: InstanceConfig, env: Record<string, string
     { path: 'etc/rootforge/session-env.sh', mode: 0o644, data: Buffer.from(sessionEnv) },
     { path: 'etc/rootforge/instance.json', mode: 0o600, data: Buffer.from(JSON.stringify(instance) + '\n') },
   ];
+  if (o.sshdSetEnv) out.push({ path: SSHD_DROP_IN, mode: 0o600, data: Buffer.from(sshdSetEnvConf(env)) });
   if (config.sshKeys.length > 0) {
     out.push({ path: 'root/.ssh', mode: 0o700, dir: true });
     out.push({ path: 'root/.ssh/authorized_keys', mode: 0o600, data: Buffer.from(config.sshKeys.map((k) => k.trim()).join('\n') + '\n') });

@@ -4,7 +4,7 @@
  * Alpine example (wrapper init) and a Debian minbase + systemd image (mmdebstrap, cached).
  *
  * Per mode: hostname, authorized_keys, machine-id and session env (stored and per boot) seen by
- * an exec; a file written, the instance rebooted, the file read back; a second instance of the
+ * an exec (and a login shell, and with systemd an ssh session logging in with the instance's key); a file written, the instance rebooted, the file read back; a second instance of the
  * same base does not see it; the base's SHA-256 unchanged. Shares (virtio-fs): a host file read
  * in the guest, a guest write visible on the host, a write to a :ro share refused. An instance
  * disk grown with `instance resize` is grown by the guest at the next boot.
@@ -95,6 +95,9 @@ function need(t: { skip: (m: string) => void }): KernelRef | null {
 
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
 
+/** Power-off can take long: systemd stops its units one by one, under emulation, on a busy host. */
+let shutdownMs = 30_000;
+
 async function withVm<T>(vm: Vm, fn: (vm: Vm) => Promise<T>): Promise<T> {
   try {
     return await fn(vm);
@@ -102,7 +105,7 @@ async function withVm<T>(vm: Vm, fn: (vm: Vm) => Promise<T>): Promise<T> {
     (e as Error).message += `\n--- console ---\n${vm.consoleTail(40)}`;
     throw e;
   } finally {
-    const s = await vm.shutdown(30_000);
+    const s = await vm.shutdown(shutdownMs);
     assert.ok(s.clean, 'the instance powered off cleanly');
   }
 }
@@ -114,11 +117,15 @@ async function exec(vm: Vm, argv: string[]): Promise<string> {
 }
 
 /** The whole instance story on one base image. */
-async function scenario(name: string, base: string, k: KernelRef, o: { memMiB: number; loginShell: boolean }): Promise<void> {
+async function scenario(name: string, base: string, k: KernelRef, o: { memMiB: number; loginShell: boolean; ssh?: boolean }): Promise<void> {
   const boot = { bootTimeoutMs: 240_000, memMiB: o.memMiB, cacheDir: hashCache };
   const before = sha(base);
   const a = join(work, `${name}-a`);
-  const rec = (await createInstance(base, a, { sizeBytes: 2 * 2 ** 30, sshKeys: [KEY], hostname: `${name}-a`, env: { STORED: 'from create', SECRET: "it's s3cret" }, cacheDir: hashCache })).record;
+  // with an sshd in the image: a real key pair, to log in over ssh inside the guest
+  const keyFile = join(work, `${name}-id`);
+  const ssh = o.ssh === true && spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'inst@ssh', '-f', keyFile]).status === 0;
+  const keys = ssh ? [KEY, readFileSync(`${keyFile}.pub`, 'utf8').trim()] : [KEY];
+  const rec = (await createInstance(base, a, { sizeBytes: 2 * 2 ** 30, sshKeys: keys, hostname: `${name}-a`, env: { STORED: 'from create', SECRET: "it's s3cret" }, cacheDir: hashCache })).record;
   const ws = join(work, `${name}-ws`);
   const ro = join(work, `${name}-ro`);
   mkdirSync(ws);
@@ -130,12 +137,19 @@ async function scenario(name: string, base: string, k: KernelRef, o: { memMiB: n
   // first boot: config applied, a file written, shares
   await withVm(await bootInstance(a, k, { ...boot, shares, env: ['BOOTVAR=only this boot'] }), async (vm) => {
     assert.equal(await exec(vm, ['/usr/local/bin/probe', 'STORED', 'SECRET', 'BOOTVAR']), `hostname=${name}-a\nSTORED=from create\nSECRET=it's s3cret\nBOOTVAR=only this boot\n`);
-    assert.equal((await vm.agent.readFile('/root/.ssh/authorized_keys')).toString(), `${KEY}\n`);
+    assert.equal((await vm.agent.readFile('/root/.ssh/authorized_keys')).toString(), `${keys.join('\n')}\n`);
     assert.equal((await vm.agent.readFile('/etc/machine-id')).toString(), `${rec.config.machineId}\n`);
     assert.equal((await vm.agent.readFile('/etc/hostname')).toString(), `${name}-a\n`);
     if (o.loginShell) {
       // login shells get the session env through /etc/profile.d
       assert.equal(await exec(vm, ['/bin/sh', '-l', '-c', 'printf %s "$SECRET|$BOOTVAR"']), "it's s3cret|only this boot");
+    }
+    if (ssh) {
+      // authorized_keys lets the key in; `ssh host CMD` (no login shell) gets the session env
+      await vm.agent.writeFile('/root/id', readFileSync(keyFile), { mode: 0o600 });
+      const wait = 'for i in $(seq 1 120); do systemctl is-active --quiet ssh && break; sleep 1; done';
+      const opts = '-i /root/id -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR';
+      assert.equal(await exec(vm, ['/bin/sh', '-c', `${wait}; ssh ${opts} root@127.0.0.1 'printf %s "$SECRET|$BOOTVAR|$(hostname)"'`]), `it's s3cret|only this boot|${name}-a`);
     }
     const cmdline = (await vm.agent.readFile('/proc/cmdline')).toString();
     assert.doesNotMatch(cmdline, /s3cret|from create/, 'no env on the kernel command line');
@@ -233,5 +247,10 @@ test('systemd (Debian minbase + systemd, read-only base): the same', { timeout: 
   spec.output = join(work, 'systemd.ext4');
   spec.files = probe!;
   await buildImage(spec);
-  await scenario('systemd', spec.output, k, { memMiB: 512, loginShell: true });
+  shutdownMs = 180_000;
+  try {
+    await scenario('systemd', spec.output, k, { memMiB: 512, loginShell: true, ssh: true });
+  } finally {
+    shutdownMs = 30_000;
+  }
 });

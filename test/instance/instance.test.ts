@@ -17,6 +17,7 @@ import { createInstance } from '../../src/instance/create.js';
 import { configEntries, ustar } from '../../src/instance/config-disk.js';
 import { bootInstance, parseShare } from '../../src/instance/boot.js';
 import { readRecord } from '../../src/instance/record.js';
+import { sshdSetEnvConf } from '../../src/instance/ssh.js';
 import { checkSlots, qemuDeviceArgs, slotsNeeded } from '../../src/vm/devices.js';
 import { firecrackerConfig } from '../../src/vm/firecracker.js';
 import { qemuArgv } from '../../src/vm/qemu.js';
@@ -243,7 +244,7 @@ test('Firecracker: each share becomes an ext4 disk from our converter, every dri
   writeFileSync(vmlinux, 'not booted by the stand-in');
   process.env['ROOTFORGE_TEST_AGENT'] = agent.path;
   const log = join(work, 'fc-console.log');
-  const vm = await bootInstance(dir, { vmlinux, name: 't', arch: 'amd64' }, { vmm: 'firecracker', vmmBinary: FAKE, consoleLog: log, bootTimeoutMs: 30_000, cacheDir: cache, shares: [parseShare(`${ws}:/workspace:rw`), parseShare(`${ro}:/skills:ro`)] });
+  const vm = await bootInstance(dir, { vmlinux, name: 't', arch: 'amd64' }, { vmm: 'firecracker', vmmBinary: FAKE, consoleLog: log, bootTimeoutMs: 30_000, cacheDir: cache, checkOverlay: false, shares: [parseShare(`${ws}:/workspace:rw`), parseShare(`${ro}:/skills:ro`)] });
   let cfg: ReturnType<typeof firecrackerConfig>;
   try {
     await new Promise((r) => setTimeout(r, 200));
@@ -279,4 +280,21 @@ test('Firecracker: each share becomes an ext4 disk from our converter, every dri
     assert.ok((await vm.shutdown(10_000)).clean);
   }
   assert.equal(existsSync(cfg.drives[3]!.path_on_host), false, 'the per-boot share disks are removed after the VM stops');
+});
+
+test('ssh sessions: SetEnv drop-in lines, values sshd_config cannot hold left out by name', () => {
+  const conf = sshdSetEnvConf({ B: "it's fine", A: 'x y', Q: 'a"b', NL: 'a\nb', BS: 'a\\b' });
+  assert.deepEqual(conf.split('\n').filter((l) => !l.startsWith('# Session')), [
+    '# BS: left out (a double quote, backslash or control character cannot be written here)',
+    '# NL: left out (a double quote, backslash or control character cannot be written here)',
+    '# Q: left out (a double quote, backslash or control character cannot be written here)',
+    'SetEnv "A=x y" "B=it\'s fine"',
+    '',
+  ]);
+  const cfg = { hostname: 'h', machineId: 'b'.repeat(32), sshKeys: [], env: {} };
+  const withDropIn = configEntries(cfg, { A: '1' }, [], { sshdSetEnv: true }).find((e) => e.path === 'etc/ssh/sshd_config.d/rootforge-session-env.conf');
+  assert.equal(withDropIn?.mode, 0o600);
+  assert.match(withDropIn!.data!.toString(), /^SetEnv "A=1"$/m);
+  assert.equal(sshdSetEnvConf({}).includes('SetEnv'), false);
+  assert.equal(configEntries(cfg, { A: '1' }, []).some((e) => e.path.startsWith('etc/ssh')), false, 'only when the base sshd takes SetEnv');
 });
