@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isRootforgeError } from '../../src/errors.js';
 import { checkLock, lockDifferences, lockedIncludes, lockInputs, makeLock, type LockFile } from '../../src/sources/debian/lock.js';
-import { armor, extraSourcesText, mmdebstrapArgs, mmdebstrapError, PACKAGES_HOOK } from '../../src/sources/debian/mmdebstrap.js';
+import { armor, DEB_CACHE_IN, DEB_CACHE_OUT, extraSourcesText, mmdebstrapArgs, mmdebstrapError, PACKAGES_HOOK } from '../../src/sources/debian/mmdebstrap.js';
 import { debianSuite, resolveDebianOptions } from '../../src/sources/debian/options.js';
 import { parseAptProxy } from '../../src/sources/debian/host.js';
 import { mainRelease, parseHookOutput, parseReleases, releaseDate } from '../../src/sources/debian/records.js';
@@ -60,6 +60,9 @@ test('mmdebstrap argv: mode, variant, no recommends, proxy, strip as dpkg exclud
   assert.ok(locked.includes('--variant=custom') && locked.includes('--include=a=1,b=2') && locked.includes('--format=null'));
   assert.ok(!locked.some((a) => a.includes('Install-Recommends')));
   assert.deepEqual(locked.slice(-4), ['trixie', '/dev/null', 'http://deb.debian.org/debian', '/t/x.sources']);
+  assert.ok(!locked.some((a) => a.includes('deb-cache')), 'no .deb cache unless asked');
+  const cached = mmdebstrapArgs(o, { mode: 'root', format: 'tar', architecture: 'amd64', strip: [], proxy: NOPROXY, debCache: '/c/debs' });
+  assert.ok(cached.includes('--skip=essential/unlink') && cached.includes(`--setup-hook=${DEB_CACHE_IN}`) && cached.includes(`--customize-hook=${DEB_CACHE_OUT}`));
 });
 
 test('the hook output: installed packages joined with their index stanzas; releases; dates', () => {
