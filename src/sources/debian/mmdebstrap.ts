@@ -188,18 +188,22 @@ async function spawnAndStream(program: string, args: string[], env: NodeJS.Proce
     let bytes = 0;
     const copyTmp = run.tarCopy ? `${run.tarCopy}.${process.pid}.tmp` : undefined;
     const copy = copyTmp ? await open(copyTmp, 'w') : undefined;
+    let ended = false;
     const counted = (async function* () {
       for await (const chunk of child.stdout! as AsyncIterable<Buffer>) {
         bytes += chunk.length;
         if (copy) await copy.write(chunk);
         yield chunk;
       }
+      ended = true;
     })();
     try {
       await ingestTarStream(counted, run.ingest, () => ({ done: bytes, total: undefined }));
     } catch (e) {
       ingestError = e;
-      killed = child.exitCode === null && child.kill('SIGTERM');
+      // The pipe ended (mmdebstrap failed and closed it, or its tar was bad): let it exit and
+      // report its own error. Otherwise the failure is ours (e.g. no space): stop mmdebstrap.
+      if (!ended) killed = child.exitCode === null && child.kill('SIGTERM');
     }
     if (copy) {
       await copy.close();
