@@ -49,7 +49,8 @@ export async function benchDistro(runs: number, resultsDir: string): Promise<Dis
   // the exact mmdebstrap command our build runs, and the epoch it uses (the suite's Release date)
   const plan = await prepareDebian(spec.debian!, { lockPath: spec.lockPath, lockRequired: false, useLock: false, epoch: undefined, strip: spec.strip });
   const base = { mode: plan.mode, architecture: plan.architecture, strip: plan.strip, proxy: plan.proxy };
-  const env = { ...process.env, SOURCE_DATE_EPOCH: String(plan.epoch) };
+  // no .deb cache: every pipeline downloads its packages, as the baseline mmdebstrap does
+  const env = { ...process.env, SOURCE_DATE_EPOCH: String(plan.epoch), ROOTFORGE_DEB_CACHE: 'off' };
   const hookEnvDir = await mkdtemp(join(tmpdir(), 'rf-distro-hook-'));
   const report: DistroReport = {
     startedAt: new Date().toISOString(),

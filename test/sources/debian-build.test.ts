@@ -39,8 +39,11 @@ before(() => {
   }
 });
 
+const XDG = join(work, 'xdg'); // this test's own .deb cache: <XDG>/rootforge/debs
+process.env['XDG_CACHE_HOME'] = XDG; // for the in-process builds too
+
 function cli(args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, XDG_CACHE_HOME: XDG } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -59,6 +62,12 @@ test('lock, then two builds from the lock: exactly the locked packages, byte-ide
   for (const p of ['ca-certificates', 'apt', 'dpkg', 'libc6', 'bash']) assert.ok(names.includes(p), `${p} locked`);
   assert.deepEqual(names, [...names].sort(), 'sorted by name');
   assert.ok(lock.packages.every((p) => /^[0-9a-f]{64}$/.test(p.sha256) && p.filename?.startsWith('pool/')));
+  // the lock run kept every .deb it used; the builds below take them from there
+  const debs = new Set(readdirSync(join(XDG, 'rootforge', 'debs')));
+  for (const p of lock.packages) {
+    const file = `${p.name}_${p.version.replace(':', '%3a')}_${p.architecture}.deb`; // apt's name in archives/
+    assert.ok(debs.has(file), `${file} is cached`);
+  }
 
   const spec = await loadSpec(join(EXAMPLES, 'debian-minimal.yaml'));
   spec.lockPath = lockPath;

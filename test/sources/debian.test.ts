@@ -6,14 +6,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isRootforgeError } from '../../src/errors.js';
 import { checkLock, lockDifferences, lockedIncludes, lockInputs, makeLock, type LockFile } from '../../src/sources/debian/lock.js';
-import { armor, extraSourcesText, mmdebstrapArgs, mmdebstrapError, PACKAGES_HOOK } from '../../src/sources/debian/mmdebstrap.js';
+import { armor, DEB_CACHE_IN, DEB_CACHE_OUT, extraSourcesText, mmdebstrapArgs, mmdebstrapError, PACKAGES_HOOK } from '../../src/sources/debian/mmdebstrap.js';
 import { debianSuite, resolveDebianOptions } from '../../src/sources/debian/options.js';
-import { parseAptProxy } from '../../src/sources/debian/host.js';
+import { checkForeignArch, parseAptProxy } from '../../src/sources/debian/host.js';
 import { mainRelease, parseHookOutput, parseReleases, releaseDate } from '../../src/sources/debian/records.js';
 import { resolveSpec } from '../../src/spec/load.js';
 import { skipOrFail } from '../helpers/fixtures.js';
@@ -60,6 +60,9 @@ test('mmdebstrap argv: mode, variant, no recommends, proxy, strip as dpkg exclud
   assert.ok(locked.includes('--variant=custom') && locked.includes('--include=a=1,b=2') && locked.includes('--format=null'));
   assert.ok(!locked.some((a) => a.includes('Install-Recommends')));
   assert.deepEqual(locked.slice(-4), ['trixie', '/dev/null', 'http://deb.debian.org/debian', '/t/x.sources']);
+  assert.ok(!locked.some((a) => a.includes('deb-cache')), 'no .deb cache unless asked');
+  const cached = mmdebstrapArgs(o, { mode: 'root', format: 'tar', architecture: 'amd64', strip: [], proxy: NOPROXY, debCache: '/c/debs' });
+  assert.ok(cached.includes('--skip=essential/unlink') && cached.includes(`--setup-hook=${DEB_CACHE_IN}`) && cached.includes(`--customize-hook=${DEB_CACHE_OUT}`));
 });
 
 test('the hook output: installed packages joined with their index stanzas; releases; dates', () => {
@@ -159,4 +162,13 @@ test('not root and no user namespaces for this user: DEBIAN_NO_MODE names the fi
   // nobody has no subordinate id range here (and may lack more): the message says what to do
   assert.match(r.stdout, /^DEBIAN_NO_MODE Cannot run mmdebstrap: not root, and user namespaces are not usable: .*(subuid|newuidmap|sysctl)/);
   assert.match(r.stdout, /Run as root, or fix the above for unshare mode/);
+});
+
+test('a foreign architecture needs qemu-user with binfmt_misc: checked before anything downloads', () => {
+  assert.doesNotThrow(() => checkForeignArch('amd64', 'amd64'));
+  assert.throws(() => checkForeignArch('m68k', 'amd64'), (e) => isRootforgeError(e, 'DEBIAN_FOREIGN_ARCH') && /no qemu-user emulator/.test((e as Error).message));
+  const entry = '/proc/sys/fs/binfmt_misc/qemu-aarch64';
+  const enabled = existsSync(entry) && /^enabled/m.test(readFileSync(entry, 'utf8'));
+  if (enabled) assert.doesNotThrow(() => checkForeignArch('arm64', 'amd64'));
+  else assert.throws(() => checkForeignArch('arm64', 'amd64'), (e) => isRootforgeError(e, 'DEBIAN_FOREIGN_ARCH') && /(binfmt_misc|qemu-user-static)/.test((e as Error).message));
 });

@@ -69,10 +69,16 @@ async function run(vm: Vm, step: Step, log: string[]): Promise<string> {
   const started = Date.now();
   const r = await vm.agent.exec(['/bin/sh', '-c', step.cmd], { timeoutMs: step.timeoutMs ?? 300_000, env: GUEST_ENV });
   const out = `${r.stdout?.toString() ?? ''}${r.stderr?.toString() ?? ''}`.trim();
-  log.push(`${step.name}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  note(log, `${step.name}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
   assert.equal(r.code, 0, `${step.name}: exited ${r.code ?? r.signal}${r.timedOut ? ' (timed out)' : ''}\n${out.slice(-2000)}\n--- console ---\n${vm.consoleTail(30)}`);
   if (step.expect) assert.match(out, step.expect, `${step.name}: output`);
   return out;
+}
+
+/** Timings as they happen (stderr) and for the summary: a failure later still shows how far it got. */
+function note(log: string[], line: string): void {
+  log.push(line);
+  process.stderr.write(`devbox: ${line}\n`);
 }
 
 test('devbox: mmdebstrap → image → systemd boot; every toolchain of the seed works in the VM', { timeout: 3_600_000 }, async (t) => {
@@ -90,15 +96,15 @@ test('devbox: mmdebstrap → image → systemd boot; every toolchain of the seed
     const names = new Set(built.debian.packages.map((p) => p.name));
     for (const p of spec.debian!.packages) assert.ok(names.has(p), `${p} installed`);
     assert.ok(built.debian.packages.every((p) => /^[0-9a-f]{64}$/.test(p.sha256)), 'every package has its SHA-256');
-    timings.push(`mmdebstrap + convert (pipe): ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    note(timings, `mmdebstrap + convert (pipe): ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   } else {
     built = await buildImage({ ...spec, from: `tar:${tar}`, debian: undefined, output: big, size: '+512M' });
-    timings.push(`convert from cached tar: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    note(timings, `convert from cached tar: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   }
   const t1 = Date.now();
   const auto = join(work, 'devbox-auto.ext4');
   const autoBuilt = await buildImage({ ...spec, from: `tar:${tar}`, debian: undefined, output: auto, size: 'auto' });
-  timings.push(`auto-sized image from the tar: ${((Date.now() - t1) / 1000).toFixed(0)} s`);
+  note(timings, `auto-sized image from the tar: ${((Date.now() - t1) / 1000).toFixed(0)} s`);
   assert.ok(autoBuilt.sizeBytes < 2_000_000_000, `the devbox is under 2 GB (${autoBuilt.sizeBytes})`);
   assert.ok(statSync(big).size >= autoBuilt.sizeBytes + 512 * 2 ** 20, '+512M is bigger by the headroom');
   const fsck = spawnSync('e2fsck', ['-fn', auto], { encoding: 'utf8' });
@@ -107,7 +113,7 @@ test('devbox: mmdebstrap → image → systemd boot; every toolchain of the seed
   // one boot runs every check in sequence
   const tb = Date.now();
   const vm = await bootImage(big, kernel, { memMiB: 2048, bootTimeoutMs: 600_000 });
-  timings.push(`boot to agent ready (systemd, TCG): ${((Date.now() - tb) / 1000).toFixed(1)} s`);
+  note(timings, `boot to agent ready (systemd, TCG): ${((Date.now() - tb) / 1000).toFixed(1)} s`);
   try {
     const steps: Step[] = [
       // the very first command: its file must survive systemd's /tmp setup (defect 5b)
@@ -135,15 +141,14 @@ test('devbox: mmdebstrap → image → systemd boot; every toolchain of the seed
   // the auto-sized image: the promised headroom is writable (defect 5a)
   const ta = Date.now();
   const vm2 = await bootImage(auto, kernel, { memMiB: 1024, bootTimeoutMs: 600_000 });
-  timings.push(`auto-sized boot: ${((Date.now() - ta) / 1000).toFixed(1)} s`);
+  note(timings, `auto-sized boot: ${((Date.now() - ta) / 1000).toFixed(1)} s`);
   try {
-    await run(vm2, { name: 'df', cmd: 'df -B1 / | tail -1' }, timings);
+    note(timings, `df /: ${await run(vm2, { name: 'df', cmd: 'df -B1 / | tail -1' }, timings)}`);
     await run(vm2, { name: '8 MB written (auto-sized image)', cmd: 'dd if=/dev/zero of=/var/tmp/eight bs=1M count=8 conv=fsync status=none && sync && ls -l /var/tmp/eight', expect: /8388608/ }, timings);
     await vm2.shutdown(60_000);
   } finally {
     await vm2.kill();
   }
-  timings.push(`total: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  note(timings, `total: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   t.diagnostic(timings.join('\n'));
-  process.stderr.write(`devbox timings:\n  ${timings.join('\n  ')}\n`);
 });

@@ -9,6 +9,8 @@
  *   lockDebian()     resolves the package set without keeping a root (format null) → a lock
  */
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultCacheDir } from '../../oci/cache.js';
 import { fail } from '../../errors.js';
 import type { StripItem } from '../../spec/types.js';
 import type { IngestContext } from '../types.js';
@@ -29,6 +31,8 @@ export interface DebianPlan {
   /** SOURCE_DATE_EPOCH for mmdebstrap and the image. */
   epoch: number;
   strip: StripItem[];
+  /** Where .deb files are kept between builds; undefined: none. */
+  debCache: string | undefined;
 }
 
 export interface PrepareOptions {
@@ -41,6 +45,8 @@ export interface PrepareOptions {
   /** SOURCE_DATE_EPOCH given by the caller. */
   epoch: number | undefined;
   strip: StripItem[];
+  /** rootforge's cache directory (default $XDG_CACHE_HOME/rootforge): .debs go to <it>/debs. */
+  cacheDir?: string | undefined;
 }
 
 export async function prepareDebian(o: DebianOptions, p: PrepareOptions): Promise<DebianPlan> {
@@ -60,7 +66,9 @@ export async function prepareDebian(o: DebianOptions, p: PrepareOptions): Promis
     }
   }
   const epoch = p.epoch ?? lock?.source.date ?? (await fetchReleaseDate(o.mirror, o.suite, proxy));
-  return { options: o, program, mode, architecture, proxy, lock, lockPath: lock ? p.lockPath : undefined, epoch, strip: p.strip };
+  // ROOTFORGE_DEB_CACHE=off: download every package every time (benchmarks compare like with like)
+  const debCache = process.env['ROOTFORGE_DEB_CACHE'] === 'off' ? undefined : join(p.cacheDir ?? defaultCacheDir(), 'debs');
+  return { options: o, program, mode, architecture, proxy, lock, lockPath: lock ? p.lockPath : undefined, epoch, strip: p.strip, debCache };
 }
 
 /** Builds the base into the tree; with a lock, fails (typed) unless exactly the lock was installed. */
@@ -68,7 +76,7 @@ export async function ingestDebian(plan: DebianPlan, ctx: IngestContext, onPhase
   const run = await runMmdebstrap(
     plan.program,
     plan.options,
-    { mode: plan.mode, format: 'tar', architecture: plan.architecture, strip: plan.strip, proxy: plan.proxy, lockedIncludes: plan.lock ? lockedIncludes(plan.lock) : undefined },
+    { mode: plan.mode, format: 'tar', architecture: plan.architecture, strip: plan.strip, proxy: plan.proxy, lockedIncludes: plan.lock ? lockedIncludes(plan.lock) : undefined, debCache: plan.debCache },
     { epoch: plan.epoch, ingest: ctx, onPhase, tarCopy },
   );
   if (plan.lock) {
@@ -85,7 +93,7 @@ export async function lockDebian(plan: DebianPlan, onPhase?: (phase: string) => 
   const run = await runMmdebstrap(
     plan.program,
     plan.options,
-    { mode: plan.mode, format: 'null', architecture: plan.architecture, strip: plan.strip, proxy: plan.proxy },
+    { mode: plan.mode, format: 'null', architecture: plan.architecture, strip: plan.strip, proxy: plan.proxy, debCache: plan.debCache },
     { epoch: plan.epoch, onPhase },
   );
   const date = run.release?.date ?? plan.epoch;

@@ -29,6 +29,8 @@ import type { DebianOptions } from './options.js';
 import { mainRelease, parseHookOutput, parseReleases, type InstalledPackage, type ReleaseInfo } from './records.js';
 
 export const PACKAGES_HOOK = join(ASSETS_DIR, 'debian/packages-hook');
+export const DEB_CACHE_IN = join(ASSETS_DIR, 'debian/deb-cache-in');
+export const DEB_CACHE_OUT = join(ASSETS_DIR, 'debian/deb-cache-out');
 
 /** dpkg path filters for strip items: what dpkg never unpacks (the tar never carries it). */
 const DPKG_EXCLUDES: Partial<Record<StripItem, string[]>> = {
@@ -49,6 +51,8 @@ export interface MmdebstrapPlan {
   lockedIncludes?: string[] | undefined;
   /** Path of the deb822 file with the extra repositories (written by writeExtraSources). */
   extraSources?: string | undefined;
+  /** A directory of .deb files kept between builds (offered to apt, refilled afterwards). */
+  debCache?: string | undefined;
 }
 
 /** mmdebstrap's argv (without the program): a pure function of the options, tested as such. */
@@ -62,6 +66,10 @@ export function mmdebstrapArgs(o: DebianOptions, p: MmdebstrapPlan): string[] {
   for (const item of p.strip) for (const pattern of DPKG_EXCLUDES[item] ?? []) args.push(`--dpkgopt=path-exclude=${pattern}`);
   const include = p.lockedIncludes ?? o.packages;
   if (include.length > 0) args.push(`--include=${include.join(',')}`);
+  if (p.debCache) {
+    // keep the essential packages' .debs too (mmdebstrap unlinks them after installing by default)
+    args.push('--skip=essential/unlink', `--setup-hook=${DEB_CACHE_IN}`, `--customize-hook=${DEB_CACHE_OUT}`);
+  }
   // the host's resolv.conf and hostname are copied in by mmdebstrap; provisioning writes the image's own
   args.push('--customize-hook=rm -f "$1/etc/resolv.conf" "$1/etc/hostname"');
   args.push(`--customize-hook=${PACKAGES_HOOK}`);
@@ -139,7 +147,8 @@ export async function runMmdebstrap(program: string, o: DebianOptions, plan: Mmd
     const hookOut = join(work, 'hook');
     await mkdir(hookOut);
     const args = mmdebstrapArgs(o, plan);
-    const env = { ...process.env, SOURCE_DATE_EPOCH: String(run.epoch), ROOTFORGE_HOOK_OUT: hookOut, LC_ALL: 'C.UTF-8' };
+    if (plan.debCache) await mkdir(plan.debCache, { recursive: true });
+    const env = { ...process.env, SOURCE_DATE_EPOCH: String(run.epoch), ROOTFORGE_HOOK_OUT: hookOut, LC_ALL: 'C.UTF-8', ...(plan.debCache ? { ROOTFORGE_DEB_CACHE: plan.debCache } : {}) };
     await spawnAndStream(program, args, env, plan, run);
     const [installed, records, releasesText] = await Promise.all(['installed', 'records', 'releases'].map((f) => readFile(join(hookOut, f), 'utf8')));
     const releases = parseReleases(releasesText!);
@@ -179,18 +188,22 @@ async function spawnAndStream(program: string, args: string[], env: NodeJS.Proce
     let bytes = 0;
     const copyTmp = run.tarCopy ? `${run.tarCopy}.${process.pid}.tmp` : undefined;
     const copy = copyTmp ? await open(copyTmp, 'w') : undefined;
+    let ended = false;
     const counted = (async function* () {
       for await (const chunk of child.stdout! as AsyncIterable<Buffer>) {
         bytes += chunk.length;
         if (copy) await copy.write(chunk);
         yield chunk;
       }
+      ended = true;
     })();
     try {
       await ingestTarStream(counted, run.ingest, () => ({ done: bytes, total: undefined }));
     } catch (e) {
       ingestError = e;
-      killed = child.exitCode === null && child.kill('SIGTERM');
+      // The pipe ended (mmdebstrap failed and closed it, or its tar was bad): let it exit and
+      // report its own error. Otherwise the failure is ours (e.g. no space): stop mmdebstrap.
+      if (!ended) killed = child.exitCode === null && child.kill('SIGTERM');
     }
     if (copy) {
       await copy.close();
