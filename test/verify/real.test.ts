@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { convert } from '../../src/convert.js';
 import { verifyImage } from '../../src/verify/verify.js';
-import { ALPINE_X86, cacheDir, debianMinbase, NO_SHARED, skipOrFail } from '../helpers/fixtures.js';
+import { ALPINE_X86, debianMinbase, NO_SHARED, skipOrFail } from '../helpers/fixtures.js';
 import { ALPINE_ARM64, check, failed, scratch } from './helpers.js';
 
 async function image(t: Parameters<typeof scratch>[0], tar: string, name: string): Promise<string> {
@@ -51,12 +51,4 @@ test('Debian minbase verifies clean with a shell as init (minbase has no /sbin/i
   const d = await verifyImage(img, { fsck: false });
   assert.deepEqual(failed(d), { errors: ['init'], warnings: [] });
   assert.match(check(d, 'init').message, /^\/sbin\/init: no such file or directory \(\/usr\/sbin\/init\) \(via \/sbin -> usr\/sbin\)$/);
-});
-
-test('Debian devbox (when cached) verifies clean', { timeout: 600_000 }, async (t) => {
-  const tar = join(cacheDir(), 'devbox.tar');
-  if (!existsSync(tar)) return t.skip(`no devbox tar cached at ${tar} (the benchmark builds one)`);
-  const r = await verifyImage(await image(t, tar, 'devbox'), { init: '/bin/sh' });
-  t.diagnostic(`devbox: ${timing(r)}`);
-  assert.deepEqual(failed(r), { errors: [], warnings: [] }, JSON.stringify(r.checks.filter((c) => !c.ok), null, 2));
 });
