@@ -36,8 +36,13 @@ export function validate(value: unknown, schema: Schema, path = 'spec'): SchemaE
   // oneOf is checked as anyOf: the schema's alternatives never overlap where oneOf is used.
   const alternatives = schema.oneOf ?? schema.anyOf;
   if (alternatives) {
-    const ok = alternatives.some((s) => validate(value, s, path).length === 0);
-    if (!ok) err(`must be ${alternatives.map(describe).join(' or ')}`);
+    if (alternatives.some((s) => validate(value, s, path).length === 0)) return errors;
+    // An object matching the one object alternative: its own errors are the precise ones
+    // ("spec.repositories[0].uri is required").
+    const isObject = typeof value === 'object' && value !== null && !Array.isArray(value);
+    const sameType = !isObject ? [] : alternatives.filter((s) => s.type === undefined || (Array.isArray(s.type) ? s.type : [s.type]).some((t) => isType(value, t)));
+    if (sameType.length === 1) return validate(value, sameType[0]!, path);
+    err(`must be ${alternatives.map(describe).join(' or ')}`);
     return errors;
   }
   if (schema.enum && !schema.enum.some((e) => e === value)) {

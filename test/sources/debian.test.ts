@@ -38,9 +38,10 @@ test('from: debian:SUITE and the package keys resolve with their defaults', () =
   assert.equal(s.lockExplicit, false);
   assert.equal(resolveSpec({ from: 'debian', lock: 'pins/x.json' }, '/s', 'a').lockPath, '/s/pins/x.json');
   // package keys on a base that has no packages, and bad values, name the key
-  assert.throws(() => resolveSpec({ from: 'tar:x.tar', packages: ['git'] }, '/', 'x'), /spec\.packages needs a package-set base/);
+  assert.throws(() => resolveSpec({ from: 'tar:x.tar', variant: 'minbase' }, '/', 'x'), /spec\.variant needs a package-set base/);
+  assert.throws(() => resolveSpec({ from: 'tar:x.tar', packages: ['git'], repositories: [{ uri: 'https://deb.example.org/debian' }] }, '/', 'x'), /spec\.repositories of an Alpine package set are URLs or directories/);
   assert.throws(() => resolveSpec({ from: 'debian:trixie', variant: 'tiny' }, '/', 'x'), /spec\.variant must be one of/);
-  assert.throws(() => resolveSpec({ from: 'debian:trixie', packages: ['Bad Name'] }, '/', 'x'), /spec\.packages\[0\] has the wrong form/);
+  assert.throws(() => resolveSpec({ from: 'debian:trixie', packages: ['Bad Name'] }, '/', 'x'), /spec\.packages\[0\] must be a Debian package/);
   assert.throws(() => resolveSpec({ from: 'debian:trixie', mirror: 'ftp://x' }, '/', 'x'), /spec\.mirror has the wrong form/);
   assert.throws(() => resolveSpec({ from: 'debian:trixie', repositories: [{ key: 'k' }] }, '/', 'x'), /spec\.repositories\[0\]\.uri is required/);
 });
