@@ -26,7 +26,8 @@ import { kernelRef } from '../../src/vm/kernel-ref.js';
 import type { KernelRef, Vm } from '../../src/vm/types.js';
 import { findVirtiofsd } from '../../src/vm/virtiofsd.js';
 import { ALPINE_X86, cacheDir, NO_SHARED, skipOrFail } from '../helpers/fixtures.js';
-import { debianCloudKernel } from '../helpers/kernel.js';
+import { debianCloudKernel, initBinary } from '../helpers/kernel.js';
+import { kernelFromDeb } from '../../src/vm/kernel-deb.js';
 
 const work = mkdtempSync(join(tmpdir(), 'rf-instboot-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
@@ -52,7 +53,16 @@ before(async () => {
     why = deb.skip;
     return;
   }
-  kernel = await kernelRef(deb.path, { cacheDir: kernelCache });
+  // An entry of its own, named after our initramfs /init: other checkouts running their tests
+  // at the same time rebuild the shared deb-<release> entry with their own /init.
+  const init = initBinary();
+  if (!init.path) {
+    why = init.why ?? 'no initramfs /init';
+    return;
+  }
+  const name = `instances-${createHash('sha256').update(readFileSync(init.path)).digest('hex').slice(0, 12)}`;
+  await kernelFromDeb(deb.path, { cacheDir: kernelCache, name, setDefault: false });
+  kernel = await kernelRef(name, { cacheDir: kernelCache });
   // a static probe: prints the hostname and the env vars named on its command line
   const src = join(work, 'probe');
   mkdirSync(src);
