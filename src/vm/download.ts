@@ -10,15 +10,17 @@
  * is retried from where it stopped (a few attempts in a row without progress, then
  * KERNEL_DOWNLOAD_FAILED with the partial kept for the next run). Bytes that hash to anything
  * else are KERNEL_CHECKSUM_MISMATCH and nothing is kept. Transfers go through HttpClient
- * (redirects, retries of 5xx/429, plain HTTP only to loopback hosts).
+ * (src/util/http.ts: redirects, retries of 5xx/429, plain HTTP only to loopback hosts) with its
+ * NET_* codes: NET_CONNECT / NET_TIMEOUT are retried, NET_TOO_SLOW and NET_HTTP_STATUS (a 404,
+ * a 403) are not.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fail, isRootforgeError, RootforgeError } from '../errors.js';
-import { HttpClient, redact } from '../oci/http.js';
+import { fail, RootforgeError } from '../errors.js';
+import { HttpClient, isTransferError, redact } from '../util/http.js';
 
 export interface DownloadOptions {
   url: URL;
@@ -57,7 +59,7 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
   } catch (e) {
     fail('KERNEL_CACHE_IO', what, errno(e), dirname(o.dest), e);
   }
-  const http = o.http ?? new HttpClient();
+  const http = o.http ?? new HttpClient({ codes: 'net' });
   const attempts = o.attempts ?? 3;
   const maxAttempts = o.maxAttempts ?? 10;
   const backoffMs = o.backoffMs ?? 250;
@@ -72,7 +74,7 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
         return { path: o.dest, fetched: true, transferred };
       } catch (e) {
         // only transfer failures are worth another attempt; the partial keeps what arrived
-        if (!isRootforgeError(e, 'OCI_NETWORK')) throw e;
+        if (!isTransferError(e)) throw e;
         const after = await sizeOf(partial);
         transferred += Math.max(0, after - before);
         failedInARow = after > before ? 0 : failedInARow + 1;
@@ -175,10 +177,10 @@ async function attemptOnce(o: DownloadOptions, http: HttpClient, partial: string
           received += chunk.length;
           o.onProgress?.(have, total);
         }
-        if (total !== undefined && have < total) fail('OCI_NETWORK', what, `connection ended after ${have} of ${total} bytes`, redact(res.url));
+        if (total !== undefined && have < total) fail('NET_CONNECT', what, `connection ended after ${have} of ${total} bytes`, redact(res.url));
       } else {
         res.discard();
-        fail('KERNEL_DOWNLOAD_FAILED', what, `HTTP ${res.status}${res.status === 404 ? ': not found (check the lock file URL or ROOTFORGE_DOWNLOAD_BASE)' : ''}`, redact(res.url));
+        fail('NET_HTTP_STATUS', what, `HTTP ${res.status}${res.status === 404 ? ': not found (check the lock file URL or ROOTFORGE_DOWNLOAD_BASE)' : ''}`, redact(res.url));
       }
     }
     const got = hash.digest('hex');
