@@ -14,19 +14,17 @@
  * crash at any point leaves at most a .partial (resumable), a stale lock (taken over by the
  * next fetcher) and perhaps a tiny temporary file, never a wrong blob.
  *
- * Locking: the lock holder touches its lock every few seconds. A lock is stale when its pid is
- * gone on this host (kill(pid, 0) → ESRCH) or when it has not been touched for a minute (a pid
- * reused by an unrelated process, or a holder on another host sharing the directory). Taking a
- * stale lock over renames it aside and checks that what was moved is the lock judged stale,
- * so two waiters cannot both take over the same stale lock.
+ * Locking is src/util/file-lock.ts (the same lock kernel downloads take): the holder touches
+ * its lock every few seconds; a lock whose pid is gone, or untouched for a minute, is stale and
+ * taken over.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, stat, unlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { mkdir, open, readdir, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fail, isRootforgeError, RootforgeError } from '../errors.js';
+import { FileLock, HOST, pidAlive, privateSuffix } from '../util/file-lock.js';
 import { parseDigest, sha256Digest } from './digest.js';
 
 /** What a blob source returns: the body and where in the blob it starts. */
@@ -95,8 +93,6 @@ function unfinishedKind(name: string): { kind: 'partial' | 'lock'; hex: string }
   if (m !== null) return { kind: 'temp', hex: m[1]!, pid: Number(m[2]) };
   return undefined;
 }
-const HOST = hostname();
-let tmpCounter = 0;
 
 export class BlobStore {
   readonly root: string;
@@ -165,7 +161,7 @@ export class BlobStore {
       const st = await statOrUndefined(path, 'list blob store');
       if (st === undefined) continue; // finished or removed meanwhile
       let live: string | undefined;
-      if (!('pid' in kind)) live = await this.liveHolder(join(this.dir, kind.hex));
+      if (!('pid' in kind)) live = await this.lockOf(kind.hex).liveHolder();
       else if (pidAlive(kind.pid)) live = `${kind.pid} ${HOST}`;
       out.push({ kind: kind.kind, digest: `sha256:${kind.hex}`, path, size: st.size, mtime: st.mtime, ...(live !== undefined ? { live } : {}) });
     }
@@ -191,7 +187,7 @@ export class BlobStore {
   /** Deletes a blob and any partial download of it. Refuses while a live process holds its lock. */
   async remove(digest: string): Promise<void> {
     const path = this.path(digest);
-    const holder = await this.liveHolder(path);
+    const holder = await this.lockOf(hexOf(digest)).liveHolder();
     if (holder !== undefined) fail('CACHE_LOCKED', `remove blob ${digest}`, `being fetched by ${holder}`, `${path}.lock`);
     await unlinkIfPresent(path, `remove blob ${digest}`);
     await unlinkIfPresent(`${path}.partial`, `remove blob ${digest}`);
@@ -206,7 +202,7 @@ export class BlobStore {
     const got = sha256Digest(bytes);
     if (got !== digest) fail('OCI_DIGEST_MISMATCH', `store blob ${digest}`, `content hashes to ${got}`, digest);
     await this.ensureDir();
-    const tmp = join(this.dir, `.${hexOf(digest)}.${process.pid}.${tmpCounter++}.tmp`);
+    const tmp = join(this.dir, `.${hexOf(digest)}.${privateSuffix()}.tmp`);
     try {
       await writeFile(tmp, bytes, { flag: 'wx', mode: 0o644 });
       await rename(tmp, path);
@@ -231,23 +227,17 @@ export class BlobStore {
     if (!Number.isSafeInteger(size) || size < 0) fail('OCI_BAD_MANIFEST', `fetch blob ${digest}`, 'bad size', size);
     if (await this.has(digest)) return { path, fetched: false };
     await this.ensureDir();
-    const lock = await this.acquire(digest, path);
-    if (lock === 'present') return { path, fetched: false };
-    const heartbeat = setInterval(() => {
-      const now = new Date();
-      utimes(`${path}.lock`, now, now).catch((e: unknown) => {
-        process.stderr.write(`rootforge: cannot refresh lock ${path}.lock: ${errnoOf(e)}\n`);
-      });
-    }, this.lockHeartbeatMs);
-    heartbeat.unref();
+    const lock = new FileLock(path, digest, { noun: 'blob', waitMs: this.lockWaitMs, staleMs: this.lockStaleMs, heartbeatMs: this.lockHeartbeatMs });
+    if ((await lock.acquire(() => this.has(digest))) === 'done') return { path, fetched: false };
+    const stopHeartbeat = lock.heartbeat();
     try {
       // The holder before us may have finished between our check and taking the lock.
       if (await this.has(digest)) return { path, fetched: false };
       await download(digest, size, path, open, options);
       return { path, fetched: true };
     } finally {
-      clearInterval(heartbeat);
-      await unlinkIfPresent(`${path}.lock`, `unlock blob ${digest}`);
+      stopHeartbeat();
+      await lock.release();
     }
   }
 
@@ -259,93 +249,9 @@ export class BlobStore {
     }
   }
 
-  /**
-   * Takes <hex>.lock, or waits until the blob appears ('present'). The lock file is written whole
-   * under a private name and hard-linked into place, so nobody ever reads a half-written lock.
-   */
-  private async acquire(digest: string, path: string): Promise<'locked' | 'present'> {
-    const lockPath = `${path}.lock`;
-    const mine = `${lockPath}.${process.pid}.${tmpCounter++}`;
-    const what = `lock blob ${digest}`;
-    try {
-      await writeFile(mine, `${process.pid} ${HOST}\n`, { flag: 'wx', mode: 0o644 });
-    } catch (e) {
-      fail('CACHE_IO', what, errnoOf(e), mine, e);
-    }
-    const deadline = Date.now() + this.lockWaitMs;
-    let delay = 25;
-    try {
-      for (;;) {
-        try {
-          await link(mine, lockPath);
-          return 'locked';
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') fail('CACHE_IO', what, errnoOf(e), lockPath, e);
-        }
-        if (await this.has(digest)) return 'present';
-        const state = await this.lockState(lockPath);
-        if (state.kind === 'stale') {
-          await this.breakStale(lockPath, state.content);
-          continue;
-        }
-        if (state.kind === 'gone') continue;
-        if (Date.now() >= deadline) {
-          fail('CACHE_LOCKED', `fetch blob ${digest}`, `still being fetched by ${state.content.trim()} after ${Math.round(this.lockWaitMs / 1000)} s`, lockPath);
-        }
-        await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
-        delay = Math.min(delay * 2, 1000);
-      }
-    } finally {
-      await unlinkIfPresent(mine, what);
-    }
-  }
-
-  private async lockState(lockPath: string): Promise<{ kind: 'gone' } | { kind: 'live' | 'stale'; content: string }> {
-    let content: string;
-    let mtimeMs: number;
-    try {
-      content = await readFile(lockPath, 'utf8');
-      mtimeMs = (await stat(lockPath)).mtimeMs;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'gone' };
-      return fail('CACHE_IO', 'read blob lock', errnoOf(e), lockPath, e);
-    }
-    if (Date.now() - mtimeMs > this.lockStaleMs) return { kind: 'stale', content };
-    const m = /^(\d+) (\S+)\n$/.exec(content);
-    // Unparsable content: not ours to judge by pid, the age rule above still applies.
-    if (m === null || m[2] !== HOST) return { kind: 'live', content };
-    return { kind: pidAlive(Number(m[1])) ? 'live' : 'stale', content };
-  }
-
-  /**
-   * Moves a stale lock aside under a private name, then checks it is the lock that was judged
-   * stale; if another waiter replaced it meanwhile with its own live lock, puts that back.
-   */
-  private async breakStale(lockPath: string, staleContent: string): Promise<void> {
-    const aside = `${lockPath}.stale.${process.pid}.${tmpCounter++}`;
-    try {
-      await rename(lockPath, aside);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-      fail('CACHE_IO', 'take over stale blob lock', errnoOf(e), lockPath, e);
-    }
-    const moved = await readFile(aside, 'utf8');
-    if (moved !== staleContent) {
-      try {
-        await link(aside, lockPath);
-      } catch (e) {
-        // EEXIST: a third process has locked meanwhile; the one we moved keeps working unlocked,
-        // which the digest check before rename still makes safe (at worst a spurious mismatch).
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') fail('CACHE_IO', 'restore blob lock', errnoOf(e), lockPath, e);
-      }
-    }
-    await unlinkIfPresent(aside, 'take over stale blob lock');
-  }
-
-  /** "pid host" of a live lock holder, or undefined when unlocked or stale. */
-  private async liveHolder(path: string): Promise<string | undefined> {
-    const state = await this.lockState(`${path}.lock`);
-    return state.kind === 'live' ? state.content.trim() : undefined;
+  /** The lock of the blob with this hex digest. */
+  private lockOf(hex: string): FileLock {
+    return new FileLock(join(this.dir, hex), `sha256:${hex}`, { noun: 'blob', waitMs: this.lockWaitMs, staleMs: this.lockStaleMs, heartbeatMs: this.lockHeartbeatMs });
   }
 }
 
@@ -489,16 +395,6 @@ async function hashFile(path: string, length: number): Promise<Hash> {
 
 function hexOf(digest: string): string {
   return parseDigest(digest, 'use blob digest').hex;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: alive but someone else's.
-    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
 }
 
 async function statOrUndefined(path: string, what: string): Promise<{ size: number; mtime: Date } | undefined> {

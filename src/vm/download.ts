@@ -5,6 +5,7 @@
  *   <dest>            only ever appears by rename, after its bytes hashed to the expected value
  *   <dest>.partial    the download so far; a new attempt (in this run or the next) resumes it
  *                     with an HTTP Range request and hashes what it already holds first
+ *   <dest>.lock       the process downloading it (src/util/file-lock.ts, the blob store's lock)
  *
  * A file already at <dest> with the right hash is not downloaded again. A dropped connection
  * is retried from where it stopped (a few attempts in a row without progress, then
@@ -20,6 +21,7 @@ import { mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/prom
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fail, RootforgeError } from '../errors.js';
+import { FileLock } from '../util/file-lock.js';
 import { HttpClient, isTransferError, redact } from '../util/http.js';
 
 export interface DownloadOptions {
@@ -38,6 +40,8 @@ export interface DownloadOptions {
   maxAttempts?: number;
   /** First retry delay in ms, doubled per failed attempt in a row. Default 250. */
   backoffMs?: number;
+  /** How long to wait for another process downloading the same file, ms. Default 10 min. */
+  lockWaitMs?: number;
 }
 
 export interface DownloadResult {
@@ -59,6 +63,22 @@ export async function downloadVerified(o: DownloadOptions): Promise<DownloadResu
   } catch (e) {
     fail('KERNEL_CACHE_IO', what, errno(e), dirname(o.dest), e);
   }
+  // One process downloads a file at a time; the others wait and then find it there.
+  const lock = new FileLock(o.dest, redact(o.url), { noun: 'download', ...(o.lockWaitMs !== undefined ? { waitMs: o.lockWaitMs } : {}) });
+  // <dest> only appears by rename after verification, so a waiter need not hash it
+  if ((await lock.acquire(() => exists(o.dest))) === 'done') return { path: o.dest, fetched: false, transferred: 0 };
+  const stopHeartbeat = lock.heartbeat();
+  try {
+    // the holder before us may have finished between our check and taking the lock
+    if (await hasCorrectFile(o.dest, o.sha256)) return { path: o.dest, fetched: false, transferred: 0 };
+    return await downloadLocked(o, what);
+  } finally {
+    stopHeartbeat();
+    await lock.release();
+  }
+}
+
+async function downloadLocked(o: DownloadOptions, what: string): Promise<DownloadResult> {
   const http = o.http ?? new HttpClient({ codes: 'net' });
   const attempts = o.attempts ?? 3;
   const maxAttempts = o.maxAttempts ?? 10;
@@ -230,6 +250,16 @@ async function sizeOf(path: string): Promise<number> {
     return (await stat(path)).size;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    return fail('KERNEL_CACHE_IO', 'check a download', errno(e), path, e);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
     return fail('KERNEL_CACHE_IO', 'check a download', errno(e), path, e);
   }
 }
