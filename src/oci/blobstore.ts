@@ -18,12 +18,10 @@
  * its lock every few seconds; a lock whose pid is gone, or untouched for a minute, is stale and
  * taken over.
  */
-import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fail, isRootforgeError, RootforgeError } from '../errors.js';
+import { downloadWithRetries } from '../util/download.js';
 import { FileLock, HOST, pidAlive, privateSuffix } from '../util/file-lock.js';
 import { parseDigest, sha256Digest } from './digest.js';
 
@@ -255,142 +253,35 @@ export class BlobStore {
   }
 }
 
-/** The download loop, run while holding the lock. */
+/** The download, run while holding the lock: the shared engine (src/util/download.ts) with OCI codes. */
 async function download(digest: string, size: number, path: string, open: BlobOpener, options: FetchOptions): Promise<void> {
-  const partial = `${path}.partial`;
-  const what = `fetch blob ${digest}`;
-  const attempts = options.attempts ?? 3;
-  const maxAttempts = options.maxAttempts ?? 10;
-  const backoffMs = options.backoffMs ?? 250;
-  const deadline = performance.now() + (options.retryBudgetMs ?? 10 * 60_000);
-  let failedInARow = 0;
-  let restarted = false;
-  for (let attempt = 1; ; attempt++) {
-    const before = (await statOrUndefined(partial, what))?.size ?? 0;
-    try {
-      await downloadOnce(digest, size, path, partial, open, options.onProgress);
-      return;
-    } catch (e) {
-      // A resumed partial that turns out wrong (a poisoned or corrupted earlier download) was
-      // deleted by downloadOnce: start over from byte 0, once, instead of failing the run.
-      if (isRootforgeError(e, 'OCI_DIGEST_MISMATCH') && before > 0 && !restarted) {
-        restarted = true;
-        options.onProgress?.(0);
-        continue;
-      }
-      if (!isRootforgeError(e, 'OCI_NETWORK')) throw e;
-      const after = (await statOrUndefined(partial, what))?.size ?? 0;
-      // An attempt that added bytes is not held against the connection: big blobs over a flaky
-      // link get there piece by piece (within maxAttempts).
-      failedInARow = after > before ? 0 : failedInARow + 1;
-      if (failedInARow >= attempts || attempt >= maxAttempts || performance.now() + backoffMs * 2 ** failedInARow > deadline) {
-        throw new RootforgeError('OCI_NETWORK', `${e.message}; gave up after ${attempt} attempts, ${after} of ${size} bytes kept for the next run`, { cause: e });
-      }
-      await sleep(backoffMs * 2 ** failedInARow);
-    }
-  }
-}
-
-/**
- * One attempt: hash what the partial already holds, append the rest from `open`, verify, rename.
- * Throws OCI_NETWORK (partial kept) when the body breaks off or ends short.
- */
-async function downloadOnce(digest: string, size: number, path: string, partial: string, open: BlobOpener, onProgress?: (bytes: number) => void): Promise<void> {
-  const what = `fetch blob ${digest}`;
-  let fh: FileHandle;
-  try {
-    fh = await openPartial(partial);
-  } catch (e) {
-    return fail('CACHE_IO', what, errnoOf(e), partial, e);
-  }
-  let closed = false;
-  try {
-    let have = (await fh.stat()).size;
-    if (have > size) {
-      await fh.truncate(0);
-      have = 0;
-    }
-    let hash = await hashFile(partial, have);
-    if (have < size) {
-      const opened = await open(have);
-      const { body, offset } = Symbol.asyncIterator in opened ? { body: opened as AsyncIterable<Buffer>, offset: have } : (opened as BlobBody);
-      if (offset !== have) {
-        if (offset !== 0) fail('OCI_REGISTRY_ERROR', what, `asked for bytes from ${have}, got bytes from ${offset}`, digest);
-        // The server ignored the Range request: start the partial over from its body.
-        await fh.truncate(0);
-        have = 0;
-        hash = createHash('sha256');
-      }
-      onProgress?.(have);
-      for await (const chunk of asNetworkErrors(body, what, digest)) {
-        if (have + chunk.length > size) {
-          await discardPartial(fh, partial, what);
-          closed = true;
-          fail('OCI_DIGEST_MISMATCH', what, `more bytes than the descriptor's size ${size}`, digest);
-        }
-        await writeAll(fh, chunk, have);
-        hash.update(chunk);
-        have += chunk.length;
-        onProgress?.(have);
-      }
-      if (have < size) fail('OCI_NETWORK', what, `connection ended after ${have} of ${size} bytes`, digest);
-    }
-    const got = 'sha256:' + hash.digest('hex');
-    if (got !== digest) {
-      await discardPartial(fh, partial, what);
-      closed = true;
-      fail('OCI_DIGEST_MISMATCH', what, `content hashes to ${got}`, digest);
-    }
-    // Durable before it gets its final name: after a power cut the name means the bytes.
-    await fh.sync();
-    await fh.close();
-    closed = true;
-    await rename(partial, path);
-  } catch (e) {
-    if (!closed) await fh.close();
-    if (e instanceof RootforgeError) throw e;
-    return fail('CACHE_IO', what, errnoOf(e), partial, e);
-  }
-}
-
-/** Errors from the body's source are transfer failures (resumable), whatever their type. */
-async function* asNetworkErrors(body: AsyncIterable<Buffer>, what: string, digest: string): AsyncGenerator<Buffer> {
-  try {
-    for await (const chunk of body) yield chunk;
-  } catch (e) {
-    if (e instanceof RootforgeError) throw e;
-    fail('OCI_NETWORK', what, errnoOf(e), digest, e);
-  }
-}
-
-async function openPartial(partial: string): Promise<FileHandle> {
-  // 'a+' would ignore write positions on Linux; 'r+' needs the file to exist.
-  try {
-    return await open(partial, 'r+');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    return await open(partial, 'w+', 0o644);
-  }
-}
-
-async function writeAll(fh: FileHandle, chunk: Buffer, position: number): Promise<void> {
-  let off = 0;
-  while (off < chunk.length) {
-    const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, position + off);
-    off += bytesWritten;
-  }
-}
-
-async function discardPartial(fh: FileHandle, partial: string, what: string): Promise<void> {
-  await fh.close();
-  await unlinkIfPresent(partial, what);
-}
-
-async function hashFile(path: string, length: number): Promise<Hash> {
-  const hash = createHash('sha256');
-  if (length === 0) return hash;
-  for await (const chunk of createReadStream(path, { start: 0, end: length - 1, highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return hash;
+  const onProgress = options.onProgress;
+  await downloadWithRetries(
+    {
+      dest: path,
+      sha256: hexOf(digest),
+      size,
+      async open(offset) {
+        const opened = await open(offset);
+        return Symbol.asyncIterator in opened ? { body: opened as AsyncIterable<Buffer>, offset } : (opened as BlobBody);
+      },
+      codes: { io: 'CACHE_IO', mismatch: 'OCI_DIGEST_MISMATCH', transfer: 'OCI_NETWORK', protocol: 'OCI_REGISTRY_ERROR' },
+      what: `fetch blob ${digest}`,
+      subject: digest,
+      sizeName: "the descriptor's size",
+      mismatchReason: (got) => `content hashes to sha256:${got}`,
+      onProgress: onProgress ? (bytes) => onProgress(bytes) : undefined,
+    },
+    {
+      attempts: options.attempts,
+      maxAttempts: options.maxAttempts,
+      backoffMs: options.backoffMs,
+      budgetMs: options.retryBudgetMs ?? 10 * 60_000,
+      restartOnMismatch: true,
+      isTransfer: (e): e is RootforgeError => isRootforgeError(e, 'OCI_NETWORK'),
+      giveUp: (e, attempt, kept) => new RootforgeError('OCI_NETWORK', `${e.message}; gave up after ${attempt} attempts, ${kept} of ${size} bytes kept for the next run`, { cause: e }),
+    },
+  );
 }
 
 function hexOf(digest: string): string {
