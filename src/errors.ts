@@ -47,6 +47,11 @@ export type ErrorCode =
   | 'OCI_TRANSFER_TOO_SLOW'
   | 'CACHE_LOCKED'
   | 'CACHE_IO'
+  // HTTP transport (src/util/http.ts) for downloads that are not registry operations
+  | 'NET_CONNECT'
+  | 'NET_TIMEOUT'
+  | 'NET_HTTP_STATUS'
+  | 'NET_TOO_SLOW'
   // build specs and provisioning
   | 'SPEC_INVALID'
   | 'SPEC_NOT_FOUND'

@@ -14,7 +14,7 @@ import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cannot, fail, isRootforgeError, RootforgeError } from '../errors.js';
 import { Authenticator, parseChallenges, type Credentials } from '../oci/auth.js';
-import { HttpClient, isCertificateError, isLoopback, isRetriable, redact, RETRIABLE_STATUS } from '../oci/http.js';
+import { HttpClient, isCertificateError, isLoopback, isRetriable, redact, RETRIABLE_STATUS } from '../util/http.js';
 import { registryEndpoint } from '../oci/reference.js';
 
 export interface RegistryWriterOptions {

@@ -13,7 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
-import { HttpClient, isLoopback, redact, type RetryPolicy } from './http.js';
+import { HttpClient, isLoopback, redact, type RetryPolicy } from '../util/http.js';
 import { DOCKER_HUB, DOCKER_HUB_API } from './reference.js';
 
 export interface Credentials {

@@ -14,19 +14,15 @@
  * crash at any point leaves at most a .partial (resumable), a stale lock (taken over by the
  * next fetcher) and perhaps a tiny temporary file, never a wrong blob.
  *
- * Locking: the lock holder touches its lock every few seconds. A lock is stale when its pid is
- * gone on this host (kill(pid, 0) → ESRCH) or when it has not been touched for a minute (a pid
- * reused by an unrelated process, or a holder on another host sharing the directory). Taking a
- * stale lock over renames it aside and checks that what was moved is the lock judged stale,
- * so two waiters cannot both take over the same stale lock.
+ * Locking is src/util/file-lock.ts (the same lock kernel downloads take): the holder touches
+ * its lock every few seconds; a lock whose pid is gone, or untouched for a minute, is stale and
+ * taken over.
  */
-import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, stat, unlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { mkdir, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fail, isRootforgeError, RootforgeError } from '../errors.js';
+import { downloadWithRetries } from '../util/download.js';
+import { FileLock, HOST, pidAlive, privateSuffix } from '../util/file-lock.js';
 import { parseDigest, sha256Digest } from './digest.js';
 
 /** What a blob source returns: the body and where in the blob it starts. */
@@ -95,8 +91,6 @@ function unfinishedKind(name: string): { kind: 'partial' | 'lock'; hex: string }
   if (m !== null) return { kind: 'temp', hex: m[1]!, pid: Number(m[2]) };
   return undefined;
 }
-const HOST = hostname();
-let tmpCounter = 0;
 
 export class BlobStore {
   readonly root: string;
@@ -165,7 +159,7 @@ export class BlobStore {
       const st = await statOrUndefined(path, 'list blob store');
       if (st === undefined) continue; // finished or removed meanwhile
       let live: string | undefined;
-      if (!('pid' in kind)) live = await this.liveHolder(join(this.dir, kind.hex));
+      if (!('pid' in kind)) live = await this.lockOf(kind.hex).liveHolder();
       else if (pidAlive(kind.pid)) live = `${kind.pid} ${HOST}`;
       out.push({ kind: kind.kind, digest: `sha256:${kind.hex}`, path, size: st.size, mtime: st.mtime, ...(live !== undefined ? { live } : {}) });
     }
@@ -191,7 +185,7 @@ export class BlobStore {
   /** Deletes a blob and any partial download of it. Refuses while a live process holds its lock. */
   async remove(digest: string): Promise<void> {
     const path = this.path(digest);
-    const holder = await this.liveHolder(path);
+    const holder = await this.lockOf(hexOf(digest)).liveHolder();
     if (holder !== undefined) fail('CACHE_LOCKED', `remove blob ${digest}`, `being fetched by ${holder}`, `${path}.lock`);
     await unlinkIfPresent(path, `remove blob ${digest}`);
     await unlinkIfPresent(`${path}.partial`, `remove blob ${digest}`);
@@ -206,7 +200,7 @@ export class BlobStore {
     const got = sha256Digest(bytes);
     if (got !== digest) fail('OCI_DIGEST_MISMATCH', `store blob ${digest}`, `content hashes to ${got}`, digest);
     await this.ensureDir();
-    const tmp = join(this.dir, `.${hexOf(digest)}.${process.pid}.${tmpCounter++}.tmp`);
+    const tmp = join(this.dir, `.${hexOf(digest)}.${privateSuffix()}.tmp`);
     try {
       await writeFile(tmp, bytes, { flag: 'wx', mode: 0o644 });
       await rename(tmp, path);
@@ -231,23 +225,17 @@ export class BlobStore {
     if (!Number.isSafeInteger(size) || size < 0) fail('OCI_BAD_MANIFEST', `fetch blob ${digest}`, 'bad size', size);
     if (await this.has(digest)) return { path, fetched: false };
     await this.ensureDir();
-    const lock = await this.acquire(digest, path);
-    if (lock === 'present') return { path, fetched: false };
-    const heartbeat = setInterval(() => {
-      const now = new Date();
-      utimes(`${path}.lock`, now, now).catch((e: unknown) => {
-        process.stderr.write(`rootforge: cannot refresh lock ${path}.lock: ${errnoOf(e)}\n`);
-      });
-    }, this.lockHeartbeatMs);
-    heartbeat.unref();
+    const lock = new FileLock(path, digest, { noun: 'blob', waitMs: this.lockWaitMs, staleMs: this.lockStaleMs, heartbeatMs: this.lockHeartbeatMs });
+    if ((await lock.acquire(() => this.has(digest))) === 'done') return { path, fetched: false };
+    const stopHeartbeat = lock.heartbeat();
     try {
       // The holder before us may have finished between our check and taking the lock.
       if (await this.has(digest)) return { path, fetched: false };
       await download(digest, size, path, open, options);
       return { path, fetched: true };
     } finally {
-      clearInterval(heartbeat);
-      await unlinkIfPresent(`${path}.lock`, `unlock blob ${digest}`);
+      stopHeartbeat();
+      await lock.release();
     }
   }
 
@@ -259,246 +247,45 @@ export class BlobStore {
     }
   }
 
-  /**
-   * Takes <hex>.lock, or waits until the blob appears ('present'). The lock file is written whole
-   * under a private name and hard-linked into place, so nobody ever reads a half-written lock.
-   */
-  private async acquire(digest: string, path: string): Promise<'locked' | 'present'> {
-    const lockPath = `${path}.lock`;
-    const mine = `${lockPath}.${process.pid}.${tmpCounter++}`;
-    const what = `lock blob ${digest}`;
-    try {
-      await writeFile(mine, `${process.pid} ${HOST}\n`, { flag: 'wx', mode: 0o644 });
-    } catch (e) {
-      fail('CACHE_IO', what, errnoOf(e), mine, e);
-    }
-    const deadline = Date.now() + this.lockWaitMs;
-    let delay = 25;
-    try {
-      for (;;) {
-        try {
-          await link(mine, lockPath);
-          return 'locked';
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') fail('CACHE_IO', what, errnoOf(e), lockPath, e);
-        }
-        if (await this.has(digest)) return 'present';
-        const state = await this.lockState(lockPath);
-        if (state.kind === 'stale') {
-          await this.breakStale(lockPath, state.content);
-          continue;
-        }
-        if (state.kind === 'gone') continue;
-        if (Date.now() >= deadline) {
-          fail('CACHE_LOCKED', `fetch blob ${digest}`, `still being fetched by ${state.content.trim()} after ${Math.round(this.lockWaitMs / 1000)} s`, lockPath);
-        }
-        await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
-        delay = Math.min(delay * 2, 1000);
-      }
-    } finally {
-      await unlinkIfPresent(mine, what);
-    }
-  }
-
-  private async lockState(lockPath: string): Promise<{ kind: 'gone' } | { kind: 'live' | 'stale'; content: string }> {
-    let content: string;
-    let mtimeMs: number;
-    try {
-      content = await readFile(lockPath, 'utf8');
-      mtimeMs = (await stat(lockPath)).mtimeMs;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'gone' };
-      return fail('CACHE_IO', 'read blob lock', errnoOf(e), lockPath, e);
-    }
-    if (Date.now() - mtimeMs > this.lockStaleMs) return { kind: 'stale', content };
-    const m = /^(\d+) (\S+)\n$/.exec(content);
-    // Unparsable content: not ours to judge by pid, the age rule above still applies.
-    if (m === null || m[2] !== HOST) return { kind: 'live', content };
-    return { kind: pidAlive(Number(m[1])) ? 'live' : 'stale', content };
-  }
-
-  /**
-   * Moves a stale lock aside under a private name, then checks it is the lock that was judged
-   * stale; if another waiter replaced it meanwhile with its own live lock, puts that back.
-   */
-  private async breakStale(lockPath: string, staleContent: string): Promise<void> {
-    const aside = `${lockPath}.stale.${process.pid}.${tmpCounter++}`;
-    try {
-      await rename(lockPath, aside);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-      fail('CACHE_IO', 'take over stale blob lock', errnoOf(e), lockPath, e);
-    }
-    const moved = await readFile(aside, 'utf8');
-    if (moved !== staleContent) {
-      try {
-        await link(aside, lockPath);
-      } catch (e) {
-        // EEXIST: a third process has locked meanwhile; the one we moved keeps working unlocked,
-        // which the digest check before rename still makes safe (at worst a spurious mismatch).
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') fail('CACHE_IO', 'restore blob lock', errnoOf(e), lockPath, e);
-      }
-    }
-    await unlinkIfPresent(aside, 'take over stale blob lock');
-  }
-
-  /** "pid host" of a live lock holder, or undefined when unlocked or stale. */
-  private async liveHolder(path: string): Promise<string | undefined> {
-    const state = await this.lockState(`${path}.lock`);
-    return state.kind === 'live' ? state.content.trim() : undefined;
+  /** The lock of the blob with this hex digest. */
+  private lockOf(hex: string): FileLock {
+    return new FileLock(join(this.dir, hex), `sha256:${hex}`, { noun: 'blob', waitMs: this.lockWaitMs, staleMs: this.lockStaleMs, heartbeatMs: this.lockHeartbeatMs });
   }
 }
 
-/** The download loop, run while holding the lock. */
+/** The download, run while holding the lock: the shared engine (src/util/download.ts) with OCI codes. */
 async function download(digest: string, size: number, path: string, open: BlobOpener, options: FetchOptions): Promise<void> {
-  const partial = `${path}.partial`;
-  const what = `fetch blob ${digest}`;
-  const attempts = options.attempts ?? 3;
-  const maxAttempts = options.maxAttempts ?? 10;
-  const backoffMs = options.backoffMs ?? 250;
-  const deadline = performance.now() + (options.retryBudgetMs ?? 10 * 60_000);
-  let failedInARow = 0;
-  let restarted = false;
-  for (let attempt = 1; ; attempt++) {
-    const before = (await statOrUndefined(partial, what))?.size ?? 0;
-    try {
-      await downloadOnce(digest, size, path, partial, open, options.onProgress);
-      return;
-    } catch (e) {
-      // A resumed partial that turns out wrong (a poisoned or corrupted earlier download) was
-      // deleted by downloadOnce: start over from byte 0, once, instead of failing the run.
-      if (isRootforgeError(e, 'OCI_DIGEST_MISMATCH') && before > 0 && !restarted) {
-        restarted = true;
-        options.onProgress?.(0);
-        continue;
-      }
-      if (!isRootforgeError(e, 'OCI_NETWORK')) throw e;
-      const after = (await statOrUndefined(partial, what))?.size ?? 0;
-      // An attempt that added bytes is not held against the connection: big blobs over a flaky
-      // link get there piece by piece (within maxAttempts).
-      failedInARow = after > before ? 0 : failedInARow + 1;
-      if (failedInARow >= attempts || attempt >= maxAttempts || performance.now() + backoffMs * 2 ** failedInARow > deadline) {
-        throw new RootforgeError('OCI_NETWORK', `${e.message}; gave up after ${attempt} attempts, ${after} of ${size} bytes kept for the next run`, { cause: e });
-      }
-      await sleep(backoffMs * 2 ** failedInARow);
-    }
-  }
-}
-
-/**
- * One attempt: hash what the partial already holds, append the rest from `open`, verify, rename.
- * Throws OCI_NETWORK (partial kept) when the body breaks off or ends short.
- */
-async function downloadOnce(digest: string, size: number, path: string, partial: string, open: BlobOpener, onProgress?: (bytes: number) => void): Promise<void> {
-  const what = `fetch blob ${digest}`;
-  let fh: FileHandle;
-  try {
-    fh = await openPartial(partial);
-  } catch (e) {
-    return fail('CACHE_IO', what, errnoOf(e), partial, e);
-  }
-  let closed = false;
-  try {
-    let have = (await fh.stat()).size;
-    if (have > size) {
-      await fh.truncate(0);
-      have = 0;
-    }
-    let hash = await hashFile(partial, have);
-    if (have < size) {
-      const opened = await open(have);
-      const { body, offset } = Symbol.asyncIterator in opened ? { body: opened as AsyncIterable<Buffer>, offset: have } : (opened as BlobBody);
-      if (offset !== have) {
-        if (offset !== 0) fail('OCI_REGISTRY_ERROR', what, `asked for bytes from ${have}, got bytes from ${offset}`, digest);
-        // The server ignored the Range request: start the partial over from its body.
-        await fh.truncate(0);
-        have = 0;
-        hash = createHash('sha256');
-      }
-      onProgress?.(have);
-      for await (const chunk of asNetworkErrors(body, what, digest)) {
-        if (have + chunk.length > size) {
-          await discardPartial(fh, partial, what);
-          closed = true;
-          fail('OCI_DIGEST_MISMATCH', what, `more bytes than the descriptor's size ${size}`, digest);
-        }
-        await writeAll(fh, chunk, have);
-        hash.update(chunk);
-        have += chunk.length;
-        onProgress?.(have);
-      }
-      if (have < size) fail('OCI_NETWORK', what, `connection ended after ${have} of ${size} bytes`, digest);
-    }
-    const got = 'sha256:' + hash.digest('hex');
-    if (got !== digest) {
-      await discardPartial(fh, partial, what);
-      closed = true;
-      fail('OCI_DIGEST_MISMATCH', what, `content hashes to ${got}`, digest);
-    }
-    // Durable before it gets its final name: after a power cut the name means the bytes.
-    await fh.sync();
-    await fh.close();
-    closed = true;
-    await rename(partial, path);
-  } catch (e) {
-    if (!closed) await fh.close();
-    if (e instanceof RootforgeError) throw e;
-    return fail('CACHE_IO', what, errnoOf(e), partial, e);
-  }
-}
-
-/** Errors from the body's source are transfer failures (resumable), whatever their type. */
-async function* asNetworkErrors(body: AsyncIterable<Buffer>, what: string, digest: string): AsyncGenerator<Buffer> {
-  try {
-    for await (const chunk of body) yield chunk;
-  } catch (e) {
-    if (e instanceof RootforgeError) throw e;
-    fail('OCI_NETWORK', what, errnoOf(e), digest, e);
-  }
-}
-
-async function openPartial(partial: string): Promise<FileHandle> {
-  // 'a+' would ignore write positions on Linux; 'r+' needs the file to exist.
-  try {
-    return await open(partial, 'r+');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    return await open(partial, 'w+', 0o644);
-  }
-}
-
-async function writeAll(fh: FileHandle, chunk: Buffer, position: number): Promise<void> {
-  let off = 0;
-  while (off < chunk.length) {
-    const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, position + off);
-    off += bytesWritten;
-  }
-}
-
-async function discardPartial(fh: FileHandle, partial: string, what: string): Promise<void> {
-  await fh.close();
-  await unlinkIfPresent(partial, what);
-}
-
-async function hashFile(path: string, length: number): Promise<Hash> {
-  const hash = createHash('sha256');
-  if (length === 0) return hash;
-  for await (const chunk of createReadStream(path, { start: 0, end: length - 1, highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return hash;
+  const onProgress = options.onProgress;
+  await downloadWithRetries(
+    {
+      dest: path,
+      sha256: hexOf(digest),
+      size,
+      async open(offset) {
+        const opened = await open(offset);
+        return Symbol.asyncIterator in opened ? { body: opened as AsyncIterable<Buffer>, offset } : (opened as BlobBody);
+      },
+      codes: { io: 'CACHE_IO', mismatch: 'OCI_DIGEST_MISMATCH', transfer: 'OCI_NETWORK', protocol: 'OCI_REGISTRY_ERROR' },
+      what: `fetch blob ${digest}`,
+      subject: digest,
+      sizeName: "the descriptor's size",
+      mismatchReason: (got) => `content hashes to sha256:${got}`,
+      onProgress: onProgress ? (bytes) => onProgress(bytes) : undefined,
+    },
+    {
+      attempts: options.attempts,
+      maxAttempts: options.maxAttempts,
+      backoffMs: options.backoffMs,
+      budgetMs: options.retryBudgetMs ?? 10 * 60_000,
+      restartOnMismatch: true,
+      isTransfer: (e): e is RootforgeError => isRootforgeError(e, 'OCI_NETWORK'),
+      giveUp: (e, attempt, kept) => new RootforgeError('OCI_NETWORK', `${e.message}; gave up after ${attempt} attempts, ${kept} of ${size} bytes kept for the next run`, { cause: e }),
+    },
+  );
 }
 
 function hexOf(digest: string): string {
   return parseDigest(digest, 'use blob digest').hex;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: alive but someone else's.
-    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
 }
 
 async function statOrUndefined(path: string, what: string): Promise<{ size: number; mtime: Date } | undefined> {

@@ -10,7 +10,7 @@
 import { fail, isRootforgeError } from '../errors.js';
 import { Authenticator, parseChallenges, type Credentials } from './auth.js';
 import { sha256Digest } from './digest.js';
-import { HttpClient, isCertificateError, isLoopback, redact, type HttpResponse, type RetryPolicy } from './http.js';
+import { HttpClient, isCertificateError, isLoopback, redact, type HttpResponse, type RetryPolicy } from '../util/http.js';
 import { registryEndpoint } from './reference.js';
 import { MEDIA } from './types.js';
 

@@ -14,7 +14,7 @@
 import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail, isRootforgeError } from '../errors.js';
-import type { HttpClient } from '../oci/http.js';
+import type { HttpClient } from '../util/http.js';
 import { defaultCacheDir } from '../util/cache-dir.js';
 import { readTar } from '../tar/reader.js';
 import { openArchive } from '../tar/decompress.js';

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { findCredentials, parseChallenges, parseCreds } from '../../src/oci/auth.js';
 import { BlobStore } from '../../src/oci/blobstore.js';
 import { sha256Digest } from '../../src/oci/digest.js';
-import { isLoopback } from '../../src/oci/http.js';
+import { isLoopback } from '../../src/util/http.js';
 import { RegistryClient } from '../../src/oci/registry-client.js';
 import { freePort } from '../helpers/registry.js';
 import { isRootforgeError } from '../../src/errors.js';

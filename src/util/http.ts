@@ -5,8 +5,14 @@
  * (registries redirect blob GETs to object storage that rejects or logs foreign credentials).
  *
  * Plain HTTP is only for loopback hosts (Docker's convention); a redirect from HTTPS to plain
- * HTTP elsewhere is refused. Transport failures become OCI_NETWORK, including those that happen
- * while a body is being read, so callers can retry or resume.
+ * HTTP elsewhere is refused. Transport failures become typed errors, including those that happen
+ * while a body is being read, so callers can retry or resume. Which codes depends on the user
+ * (`codes`): the registry client keeps the OCI_* codes its callers know (OCI_NETWORK,
+ * OCI_TRANSFER_TOO_SLOW); other downloads (kernels, Firecracker) get NET_CONNECT, NET_TIMEOUT and
+ * NET_TOO_SLOW, and report an unexpected status as NET_HTTP_STATUS.
+ *
+ * This is the one HTTP transport: the registry client (src/oci/registry-client.ts, auth.ts), the
+ * registry writer (src/distribution/) and kernel downloads (src/vm/download.ts) all use it.
  */
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
@@ -31,6 +37,18 @@ export interface HttpClientOptions {
   minBytesPerSecond?: number;
   /** The window the floor is averaged over, ms. Default 60 s. */
   rateWindowMs?: number;
+  /**
+   * Error codes for transport failures: 'oci' (OCI_NETWORK, OCI_TRANSFER_TOO_SLOW; registry
+   * operations) or 'net' (NET_CONNECT, NET_TIMEOUT, NET_TOO_SLOW). Default 'oci'.
+   */
+  codes?: ErrorCodes;
+}
+
+export type ErrorCodes = 'oci' | 'net';
+
+/** True for a transport failure of either code family (worth resuming a download after). */
+export function isTransferError(e: unknown): e is RootforgeError {
+  return isRootforgeError(e, 'OCI_NETWORK') || isRootforgeError(e, 'NET_CONNECT') || isRootforgeError(e, 'NET_TIMEOUT');
 }
 
 /** A floor on body transfer rates (HttpClientOptions.minBytesPerSecond). */
@@ -82,11 +100,13 @@ export class HttpClient {
   private readonly maxRedirects: number;
   private readonly userAgent: string;
   private readonly floor: RateFloor;
+  private readonly codes: ErrorCodes;
 
   constructor(options: HttpClientOptions = {}) {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.floor = { bytesPerSecond: options.minBytesPerSecond ?? 1024, windowMs: options.rateWindowMs ?? 60_000 };
     if (!(this.floor.bytesPerSecond >= 0) || !(this.floor.windowMs > 0)) fail('OPTION_INVALID', 'set the transfer rate floor', 'expected a rate ≥ 0 and a window > 0', `${this.floor.bytesPerSecond} B/s over ${this.floor.windowMs} ms`);
+    this.codes = options.codes ?? 'oci';
     this.maxRedirects = options.maxRedirects ?? 5;
     this.userAgent = options.userAgent ?? 'rootforge';
     this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
@@ -99,7 +119,7 @@ export class HttpClient {
     this.httpsAgent.destroy();
   }
 
-  /** One request, following redirects. Any HTTP status resolves; transport failures throw OCI_NETWORK. */
+  /** One request, following redirects. Any HTTP status resolves; transport failures throw OCI_NETWORK (or NET_*). */
   async request(req: HttpRequest): Promise<HttpResponse> {
     const origin = req.url.origin;
     let url = req.url;
@@ -110,7 +130,7 @@ export class HttpClient {
       const res = await this.once(url, req.method ?? 'GET', headers);
       const status = res.statusCode ?? 0;
       const location = res.headers.location;
-      if (![301, 302, 303, 307, 308].includes(status) || location === undefined) return wrap(res, url, this.floor);
+      if (![301, 302, 303, 307, 308].includes(status) || location === undefined) return wrap(res, url, this.floor, this.codes);
       res.resume();
       if (hop >= this.maxRedirects) fail('OCI_REGISTRY_ERROR', `get ${redact(req.url)}`, `more than ${this.maxRedirects} redirects`, redact(url));
       url = new URL(location, url);
@@ -149,7 +169,7 @@ export class HttpClient {
         const e = Object.assign(new Error(`no data for ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' });
         req.destroy(e);
       });
-      req.on('error', (e) => reject(networkError(`reach ${url.host}`, e, url)));
+      req.on('error', (e) => reject(networkError(`reach ${url.host}`, e, url, this.codes)));
       req.end();
     });
   }
@@ -170,7 +190,7 @@ export function isCertificateError(e: unknown): boolean {
 }
 
 export function isRetriable(e: unknown): boolean {
-  if (!isRootforgeError(e, 'OCI_NETWORK')) return false;
+  if (!isTransferError(e)) return false;
   const code = (e.cause as NodeJS.ErrnoException | undefined)?.code;
   return code === undefined || RETRIABLE_ERRNO.has(code);
 }
@@ -186,7 +206,7 @@ function checkScheme(url: URL): void {
   fail('OCI_REGISTRY_ERROR', 'follow registry URL', 'plain HTTP is only used for loopback hosts; other hosts must use HTTPS', redact(url));
 }
 
-function wrap(res: IncomingMessage, url: URL, floor: RateFloor): HttpResponse {
+function wrap(res: IncomingMessage, url: URL, floor: RateFloor, codes: ErrorCodes): HttpResponse {
   const what = `download from ${url.host}`;
   async function* body(): AsyncGenerator<Buffer> {
     // The rate is measured over time spent waiting for the server only, so a slow reader (or a
@@ -201,14 +221,14 @@ function wrap(res: IncomingMessage, url: URL, floor: RateFloor): HttpResponse {
         try {
           r = await it.next();
         } catch (e) {
-          throw networkError(what, e, url);
+          throw networkError(what, e, url, codes);
         }
         if (r.done) return;
         waited += performance.now() - t0;
         bytes += r.value.length;
         if (floor.bytesPerSecond > 0 && waited >= floor.windowMs) {
           if (bytes < (floor.bytesPerSecond * waited) / 1000) {
-            fail('OCI_TRANSFER_TOO_SLOW', what, `${bytes} bytes in ${(waited / 1000).toFixed(1)} s, below the floor of ${floor.bytesPerSecond} bytes/s (see --min-rate)`, redact(url));
+            fail(codes === 'net' ? 'NET_TOO_SLOW' : 'OCI_TRANSFER_TOO_SLOW', what, `${bytes} bytes in ${(waited / 1000).toFixed(1)} s, below the floor of ${floor.bytesPerSecond} bytes/s (see --min-rate)`, redact(url));
           }
           waited = 0;
           bytes = 0;
@@ -246,13 +266,14 @@ function wrap(res: IncomingMessage, url: URL, floor: RateFloor): HttpResponse {
 }
 
 /** "Cannot reach host: connect ECONNREFUSED 127.0.0.1:5000 (GET http://…)". */
-function networkError(what: string, e: unknown, url: URL): RootforgeError {
+function networkError(what: string, e: unknown, url: URL, codes: ErrorCodes): RootforgeError {
   if (e instanceof RootforgeError) return e;
   const err = e as NodeJS.ErrnoException;
   const code = err.code ?? '';
   let reason = code !== '' && !err.message.includes(code) ? `${err.message} [${code}]` : err.message;
   if (CERT_ERROR.test(code)) reason += '; use --tls-verify=false to accept this certificate';
-  return new RootforgeError('OCI_NETWORK', cannot(what, reason, redact(url)), { cause: e });
+  const typed = codes === 'oci' ? 'OCI_NETWORK' : code === 'ETIMEDOUT' ? 'NET_TIMEOUT' : 'NET_CONNECT';
+  return new RootforgeError(typed, cannot(what, reason, redact(url)), { cause: e });
 }
 
 function retryAfterMs(headers: IncomingHttpHeaders): number | undefined {
