@@ -12,9 +12,9 @@
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cannot, fail, isRootforgeError, RootforgeError } from '../errors.js';
+import { fail, isRootforgeError, RootforgeError } from '../errors.js';
 import { Authenticator, parseChallenges, type Credentials } from '../oci/auth.js';
-import { HttpClient, isCertificateError, isLoopback, isRetriable, redact, RETRIABLE_STATUS } from '../util/http.js';
+import { HttpClient, isCertificateError, isLoopback, isRetriable, networkError as transportError, redact, RETRIABLE_STATUS } from '../util/http.js';
 import { registryEndpoint } from '../oci/reference.js';
 
 export interface RegistryWriterOptions {
@@ -266,10 +266,5 @@ function errorDetail(body: Buffer): string {
 }
 
 function networkError(url: URL, e: unknown): RootforgeError {
-  if (e instanceof RootforgeError) return e;
-  const err = e as NodeJS.ErrnoException;
-  const code = err.code ?? '';
-  let reason = code !== '' && !err.message.includes(code) ? `${err.message} [${code}]` : err.message;
-  if (isCertificateError({ cause: err })) reason += '; use --tls-verify=false to accept this certificate';
-  return new RootforgeError('OCI_NETWORK', cannot(`reach ${url.host}`, reason, redact(url)), { cause: e });
+  return transportError(`reach ${url.host}`, e, url);
 }

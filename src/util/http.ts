@@ -265,8 +265,11 @@ function wrap(res: IncomingMessage, url: URL, floor: RateFloor, codes: ErrorCode
   };
 }
 
-/** "Cannot reach host: connect ECONNREFUSED 127.0.0.1:5000 (GET http://…)". */
-function networkError(what: string, e: unknown, url: URL, codes: ErrorCodes): RootforgeError {
+/**
+ * A transport failure as a typed error: "Cannot reach host: connect ECONNREFUSED 127.0.0.1:5000
+ * (http://…)". Also used by the registry writer's upload requests (src/distribution/).
+ */
+export function networkError(what: string, e: unknown, url: URL, codes: ErrorCodes = 'oci'): RootforgeError {
   if (e instanceof RootforgeError) return e;
   const err = e as NodeJS.ErrnoException;
   const code = err.code ?? '';
