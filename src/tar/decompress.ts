@@ -46,10 +46,8 @@ export interface OpenOptions {
 const RING = 6;
 
 const DEFAULT_CHUNK = 1 << 20;
-/** Output buffer size for decompression; views of it are handed out until it is full. */
-const OUT_CHUNK = 4 << 20;
-/** Below this much room left, a new output buffer is started. */
-const OUT_MIN_ROOM = 256 << 10;
+/** Output buffer size for zstd on this thread (the worker has its own). */
+const ZSTD_OUT_CHUNK = 1 << 20;
 /** Bytes needed to recognise every magic we know. */
 const MAGIC_BYTES = BLOCK;
 
@@ -302,34 +300,26 @@ async function* unzstd(raw: AsyncGenerator<Buffer, void, undefined>): AsyncGener
 /** zstd on this thread (kept for comparison in benchmarks: ROOTFORGE_ZSTD_THREAD=main). */
 async function* unzstdHere(raw: AsyncGenerator<Buffer, void, undefined>): AsyncGenerator<Buffer, void, undefined> {
   const dctx = new zstd.DCtx();
-  let out = Buffer.allocUnsafe(OUT_CHUNK);
-  let used = 0;
   let inFrame = false;
   for await (const input of raw) {
     let src = input;
     for (;;) {
-      if (out.length - used < OUT_MIN_ROOM) {
-        out = Buffer.allocUnsafe(OUT_CHUNK);
-        used = 0;
-      }
-      const room = out.length - used;
+      const out = Buffer.allocUnsafeSlow(ZSTD_OUT_CHUNK);
       let ret: number;
       let produced: number;
       let consumed: number;
       try {
-        [ret, produced, consumed] = dctx.decompressStream(out.subarray(used), src);
+        [ret, produced, consumed] = dctx.decompressStream(out, src);
       } catch (e) {
         throw compressionError(e, 'zstd');
       }
       src = src.subarray(consumed);
-      inFrame = ret !== 0;
-      if (produced > 0) {
-        const chunk = out.subarray(used, used + produced);
-        used += produced;
-        yield chunk;
-      }
+      // a call that neither read nor wrote (empty input after a finished frame) says nothing
+      // about the frame: its return is the next frame header's size
+      if (consumed > 0 || produced > 0) inFrame = ret !== 0;
+      if (produced > 0) yield out.subarray(0, produced);
       // Input used up and output not full: the context holds nothing more (zstd's own rule).
-      if (src.length === 0 && produced < room) break;
+      if (src.length === 0 && produced < out.length) break;
     }
   }
   if (inFrame) fail('TAR_BAD_COMPRESSION', 'read archive', 'zstd data ends inside a frame (truncated)');

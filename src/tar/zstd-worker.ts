@@ -37,7 +37,9 @@ function step(): void {
       }
       const out = Buffer.allocUnsafeSlow(OUT_CHUNK);
       const [ret, produced, consumed] = dctx.decompressStream(out, src);
-      inFrame = ret !== 0;
+      // a call that neither read nor wrote (empty input after a finished frame) says nothing
+      // about the frame: its return is the next frame header's size
+      if (consumed > 0 || produced > 0) inFrame = ret !== 0;
       const rest = src.subarray(consumed);
       // input used up and output not full: the context holds nothing more (zstd's own rule)
       src = rest.length === 0 && produced < OUT_CHUNK ? null : rest;
