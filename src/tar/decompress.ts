@@ -13,6 +13,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable, pipeline } from 'node:stream';
+import { Worker } from 'node:worker_threads';
 import { createGunzip } from 'node:zlib';
 import zstd from 'zstd-napi/binding.js';
 import { RootforgeError, cannot, fail, isRootforgeError } from '../errors.js';
@@ -48,10 +49,8 @@ export interface OpenOptions {
 const RING = 6;
 
 const DEFAULT_CHUNK = 1 << 20;
-/** Output buffer size for decompression; views of it are handed out until it is full. */
-const OUT_CHUNK = 4 << 20;
-/** Below this much room left, a new output buffer is started. */
-const OUT_MIN_ROOM = 256 << 10;
+/** Output buffer size for zstd on this thread (the worker has its own). */
+const ZSTD_OUT_CHUNK = 1 << 20;
 /** Bytes needed to recognise every magic we know. */
 const MAGIC_BYTES = BLOCK;
 
@@ -147,7 +146,7 @@ export function detect(head: Buffer, what: string): Compression {
 
 function decompress(raw: AsyncGenerator<Buffer, void, undefined>, compression: Compression): AsyncIterable<Buffer> {
   if (compression === 'gzip') return gunzip(raw);
-  if (compression === 'zstd') return unzstd(raw);
+  if (compression === 'zstd') return process.env['ROOTFORGE_ZSTD_THREAD'] === 'main' ? unzstdHere(raw) : unzstd(raw);
   return raw;
 }
 
@@ -225,36 +224,87 @@ async function* gunzip(raw: AsyncGenerator<Buffer, void, undefined>): AsyncGener
   if (pipeError !== undefined) throw compressionError(pipeError, 'gzip');
 }
 
+/**
+ * zstd on a worker thread (zstd-worker.ts) while this one parses and writes. Output chunks are
+ * the worker's buffers, transferred, never written again; compressed input is copied over.
+ */
 async function* unzstd(raw: AsyncGenerator<Buffer, void, undefined>): AsyncGenerator<Buffer, void, undefined> {
+  const worker = new Worker(new URL('./zstd-worker.js', import.meta.url));
+  const ready: Buffer[] = [];
+  let finished: { inFrame: boolean } | null = null;
+  let failure: unknown = null;
+  let wake: (() => void) | null = null;
+  const notify = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  const feed = () => {
+    raw.next().then(
+      (r) => worker.postMessage(r.done === true ? { end: true } : { input: r.value }),
+      (e: unknown) => {
+        failure ??= e;
+        notify();
+      },
+    );
+  };
+  worker.on('message', (m: { out?: ArrayBuffer; length?: number; need?: boolean; done?: boolean; inFrame?: boolean; error?: string }) => {
+    if (m.out) ready.push(Buffer.from(m.out, 0, m.length));
+    else if (m.need) return feed();
+    else if (m.done) finished = { inFrame: m.inFrame === true };
+    else if (m.error !== undefined) failure ??= compressionError(new Error(m.error), 'zstd');
+    notify();
+  });
+  worker.on('error', (e) => {
+    failure ??= e;
+    notify();
+  });
+  worker.on('exit', (code) => {
+    if (!finished) failure ??= new Error(`zstd worker exited (${code})`);
+    notify();
+  });
+  try {
+    for (;;) {
+      if (ready.length > 0) {
+        const chunk = ready.shift()!;
+        worker.postMessage({ ack: true });
+        yield chunk;
+        continue;
+      }
+      if (failure) throw failure;
+      if (finished) break;
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  } finally {
+    await worker.terminate();
+    await raw.return();
+  }
+  if ((finished as { inFrame: boolean } | null)?.inFrame) fail('TAR_BAD_COMPRESSION', 'read archive', 'zstd data ends inside a frame (truncated)');
+}
+
+/** zstd on this thread (kept for comparison in benchmarks: ROOTFORGE_ZSTD_THREAD=main). */
+async function* unzstdHere(raw: AsyncGenerator<Buffer, void, undefined>): AsyncGenerator<Buffer, void, undefined> {
   const dctx = new zstd.DCtx();
-  let out = Buffer.allocUnsafe(OUT_CHUNK);
-  let used = 0;
   let inFrame = false;
   for await (const input of raw) {
     let src = input;
     for (;;) {
-      if (out.length - used < OUT_MIN_ROOM) {
-        out = Buffer.allocUnsafe(OUT_CHUNK);
-        used = 0;
-      }
-      const room = out.length - used;
+      const out = Buffer.allocUnsafeSlow(ZSTD_OUT_CHUNK);
       let ret: number;
       let produced: number;
       let consumed: number;
       try {
-        [ret, produced, consumed] = dctx.decompressStream(out.subarray(used), src);
+        [ret, produced, consumed] = dctx.decompressStream(out, src);
       } catch (e) {
         throw compressionError(e, 'zstd');
       }
       src = src.subarray(consumed);
-      inFrame = ret !== 0;
-      if (produced > 0) {
-        const chunk = out.subarray(used, used + produced);
-        used += produced;
-        yield chunk;
-      }
+      // a call that neither read nor wrote (empty input after a finished frame) says nothing
+      // about the frame: its return is the next frame header's size
+      if (consumed > 0 || produced > 0) inFrame = ret !== 0;
+      if (produced > 0) yield out.subarray(0, produced);
       // Input used up and output not full: the context holds nothing more (zstd's own rule).
-      if (src.length === 0 && produced < room) break;
+      if (src.length === 0 && produced < out.length) break;
     }
   }
   if (inFrame) fail('TAR_BAD_COMPRESSION', 'read archive', 'zstd data ends inside a frame (truncated)');

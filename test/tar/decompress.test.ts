@@ -135,3 +135,26 @@ test('stream variant (stdin): tiny first chunks are gathered to see the magic', 
   assert.ok(Buffer.concat(await drain(a.stream)).equals(TAR));
   assert.equal(a.bytesRead(), zst.length);
 });
+
+test('zstd on its worker thread: equal bytes, and a consumer that stops early ends the worker', { skip: !hasTool('zstd') && 'zstd missing', timeout: 60_000 }, async () => {
+  // several MiB of varied data, so the worker produces many output chunks and has to wait for acks
+  const big = Buffer.alloc(6 << 20);
+  let x = 7;
+  for (let i = 0; i < big.length; i += 4) big.writeUInt32LE((x = (x * 1103515245 + 12345) >>> 0) & 0x0f0f0f0f, i);
+  const zst = run('zstd', ['-q', '-c'], { input: big });
+  const path = file('big.zst', zst);
+  assert.ok(Buffer.concat(await drain((await openArchive(path)).stream)).equals(big));
+  const main = process.env['ROOTFORGE_ZSTD_THREAD'];
+  process.env['ROOTFORGE_ZSTD_THREAD'] = 'main';
+  try {
+    assert.ok(Buffer.concat(await drain((await openArchive(path)).stream)).equals(big), 'main-thread path differs');
+  } finally {
+    if (main === undefined) delete process.env['ROOTFORGE_ZSTD_THREAD'];
+    else process.env['ROOTFORGE_ZSTD_THREAD'] = main;
+  }
+  // stop after the first chunk: the worker is terminated (else this test file would never exit)
+  for await (const chunk of (await openArchive(path)).stream) {
+    assert.ok(chunk.length > 0);
+    break;
+  }
+});
