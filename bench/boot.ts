@@ -11,10 +11,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildImage } from '../src/build.js';
+import { buildImage } from '../src/build-image.js';
 import { loadSpec } from '../src/spec/load.js';
 import { bootImage } from '../src/vm/boot.js';
-import { kernelRef } from '../src/vm/kernel-ref.js';
+import { kernelRef } from '../src/kernel/kernel-ref.js';
 import type { KernelRef } from '../src/vm/types.js';
 import { median } from './report.js';
 

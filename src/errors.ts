@@ -86,7 +86,7 @@ export type ErrorCode =
   | 'OUTPUT_TOO_LARGE'
   | 'OUTPUT_DISK_FULL'
   | 'IO_FAILED'
-  // the guest agent client (src/vm/agent-*.ts)
+  // the guest agent client (src/agent-client/)
   | 'AGENT_CONNECT_FAILED'
   | 'AGENT_TIMEOUT'
   | 'AGENT_PROTOCOL'
@@ -102,7 +102,7 @@ export type ErrorCode =
   // verify (static checks of an image)
   | 'VERIFY_BAD_ELF'
   | 'VERIFY_BAD_CONFIG'
-  // kernels, initramfs and VMM downloads (src/vm/kernel*.ts, initramfs.ts, download.ts)
+  // kernels, initramfs and VMM downloads (src/kernel/)
   | 'KERNEL_NOT_FOUND'
   | 'KERNEL_BAD_IMAGE'
   | 'KERNEL_DECOMPRESS_FAILED'

@@ -45,20 +45,20 @@ export { ARTIFACT_TYPE, ANNOTATION, type ChunkMap } from './distribution/artifac
 export { parseFormat, writeFormat, type OutputFormat, type FormatResult } from './output/formats.js';
 
 // build specs, provisioning
-export { buildImage, type BuildOptions, type BuildResult } from './build.js';
-export { RootfsBuilder } from './builder.js';
+export { buildImage, type BuildOptions, type BuildResult } from './build-image.js';
+export { RootfsBuilder } from './rootfs-builder.js';
 export { loadSpec, resolveSpec, specSchema, type ResolvedSpec } from './spec/load.js';
 export type { BuildSpec, InitMode, MountSpec, StripItem, UserSpec } from './spec/types.js';
 
 // VMs and the guest agent
-export { AgentClient, ExecHandle, AgentRemoteError, connectUnix, connectFirecrackerVsock, type ReadyInfo, type ExecOptions, type ExecResult, type AgentClientOptions } from './vm/agent-client.js';
+export { AgentClient, ExecHandle, AgentRemoteError, connectUnix, connectFirecrackerVsock, type ReadyInfo, type ExecOptions, type ExecResult, type AgentClientOptions } from './agent-client/agent-client.js';
 export { startQemu, qemuArgv, kernelCmdline } from './vm/qemu.js';
 export { startFirecracker, firecrackerConfig, type FirecrackerConfig, type FirecrackerOptions } from './vm/firecracker.js';
 export { chooseAccel } from './vm/accel.js';
 export { machineProfile, chooseGuestAccel, type MachineProfile, type GuestArch } from './vm/machine.js';
 export { targetArch, hostArch } from './provision/arch.js';
 export type { Vm, VmConfig, KernelRef, BootTimings } from './vm/types.js';
-export { resolveKernel, kernelFetch, kernelFromDeb, KernelCache, type ResolvedKernel } from './vm/kernel.js';
+export { resolveKernel, kernelFetch, kernelFromDeb, KernelCache, type ResolvedKernel } from './kernel/kernel.js';
 export { bootImage, checkBoot, checkArch, imageBootInfo, type BootOptions, type BootCheckReport } from './vm/boot.js';
 
 // sandbox instances (a read-only base + a writable disk each)

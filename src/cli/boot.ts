@@ -4,7 +4,7 @@ import { bootImage, imageBootInfo, type BootOptions } from '../vm/boot.js';
 import { bootInstance, parseShare } from '../instance/boot.js';
 import { isInstanceDir } from '../instance/manage.js';
 import { readRecord } from '../instance/record.js';
-import { kernelArchOf, kernelRef } from '../vm/kernel-ref.js';
+import { kernelArchOf, kernelRef } from '../kernel/kernel-ref.js';
 import type { BootTimings, KernelRef } from '../vm/types.js';
 import { parse, UsageError } from './args.js';
 

@@ -1,13 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
-import { buildImage } from '../build.js';
+import { buildImage } from '../build-image.js';
 import { fail } from '../errors.js';
 import { loadSpec } from '../spec/load.js';
 import { formatBytes } from '../util/size.js';
 import { writeAtomically } from '../util/atomic.js';
 import { firecrackerConfig } from '../vm/firecracker.js';
 import { checkArch } from '../vm/boot.js';
-import { kernelArchOf, kernelRef } from '../vm/kernel-ref.js';
+import { kernelArchOf, kernelRef } from '../kernel/kernel-ref.js';
 import { imageOptions, parse, UsageError } from './args.js';
 import { ProgressLine } from './progress.js';
 import { parseFormat, writeFormat, type FormatResult } from '../output/formats.js';

@@ -1,10 +1,10 @@
 import { defaultCacheDir } from '../util/cache-dir.js';
 import { formatBytes } from '../util/size.js';
-import { formatConfigReport } from '../vm/kernel-config.js';
-import { KernelCache } from '../vm/kernel-cache.js';
-import { kernelFromDeb } from '../vm/kernel-deb.js';
-import { kernelFetch } from '../vm/kernel-fetch.js';
-import { parseKernelArch } from '../vm/kernel-lock.js';
+import { formatConfigReport } from '../kernel/kernel-config.js';
+import { KernelCache } from '../kernel/kernel-cache.js';
+import { kernelFromDeb } from '../kernel/kernel-deb.js';
+import { kernelFetch } from '../kernel/kernel-fetch.js';
+import { parseKernelArch } from '../kernel/kernel-lock.js';
 import { parse, UsageError } from './args.js';
 import { ProgressLine } from './progress.js';
 

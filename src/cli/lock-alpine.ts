@@ -7,7 +7,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildImage } from '../build.js';
+import { buildImage } from '../build-image.js';
 import { fail } from '../errors.js';
 import { writeLock } from '../sources/alpine/lock.js';
 import type { ResolvedSpec } from '../spec/load.js';

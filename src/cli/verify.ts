@@ -4,7 +4,7 @@ import type { VerifyOptions } from '../verify/types.js';
 import { verifyImage } from '../verify/verify.js';
 import { isRootforgeError } from '../errors.js';
 import { bootImage, checkBoot, imageBootInfo } from '../vm/boot.js';
-import { kernelArchOf, kernelRef } from '../vm/kernel-ref.js';
+import { kernelArchOf, kernelRef } from '../kernel/kernel-ref.js';
 import type { BootTimings } from '../vm/types.js';
 import { parse, UsageError } from './args.js';
 import { formatTimings } from './boot.js';

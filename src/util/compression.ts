@@ -1,6 +1,6 @@
 /**
  * The one table of compression magic numbers, used by the tar reader (src/tar/decompress.ts) and
- * by kernel material (src/vm/kernel-decompress.ts: bzImage payloads, .deb members, modules).
+ * by kernel material (src/kernel/kernel-decompress.ts: bzImage payloads, .deb members, modules).
  * Each caller decides which of these it can decompress and names the others in its error.
  *
  *   gzip       1f 8b (and 1f 9e, the old form the kernel's own table accepts)

@@ -1,7 +1,7 @@
 /**
  * Resumable, verified download into a file whose SHA-256 is known in advance: the one engine
  * under the OCI blob store (src/oci/blobstore.ts, registry blobs by digest) and kernel downloads
- * (src/vm/download.ts, URLs pinned in kernels.lock.json). Callers hold the file's lock
+ * (src/kernel/download.ts, URLs pinned in kernels.lock.json). Callers hold the file's lock
  * (src/util/file-lock.ts) and say where the bytes come from (`open`) and which error codes their
  * users know.
  *

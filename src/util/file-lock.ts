@@ -13,7 +13,7 @@
  * stale lock over renames it aside and checks that what was moved is the lock judged stale, so
  * two waiters cannot both take over the same stale lock.
  *
- * Used by the OCI blob store (src/oci/blobstore.ts) and kernel downloads (src/vm/download.ts).
+ * Used by the OCI blob store (src/oci/blobstore.ts) and kernel downloads (src/kernel/download.ts).
  * Failures are CACHE_IO; waiting longer than `waitMs` is CACHE_LOCKED.
  */
 import { link, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';

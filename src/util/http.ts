@@ -12,7 +12,7 @@
  * NET_TOO_SLOW, and report an unexpected status as NET_HTTP_STATUS.
  *
  * This is the one HTTP transport: the registry client (src/oci/registry-client.ts, auth.ts), the
- * registry writer (src/distribution/) and kernel downloads (src/vm/download.ts) all use it.
+ * registry writer (src/distribution/) and kernel downloads (src/kernel/download.ts) all use it.
  */
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';

@@ -5,7 +5,7 @@
  */
 import { fail } from '../errors.js';
 import { Ext4Image } from '../ext4/reader.js';
-import type { AgentClient } from './agent-client.js';
+import type { AgentClient } from '../agent-client/agent-client.js';
 import { startFirecracker } from './firecracker.js';
 import { startQemu } from './qemu.js';
 import { hostArch } from '../provision/arch.js';

@@ -15,7 +15,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
-import { AgentClient, connectFirecrackerVsock } from './agent-client.js';
+import { AgentClient, connectFirecrackerVsock } from '../agent-client/agent-client.js';
 import { Cleanups, runSteps, type Step } from './steps.js';
 import type { BootTimings, Vm, VmConfig } from './types.js';
 import { bootTimings, failFromVm, shutdownVm, sleep, spawnVmm, waitAgentReady, type VmmProcess } from './vmm-process.js';

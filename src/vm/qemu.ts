@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
 import type { AccelChoice } from './accel.js';
-import { AgentClient, connectUnix } from './agent-client.js';
+import { AgentClient, connectUnix } from '../agent-client/agent-client.js';
 import { chooseGuestAccel, machineProfile, type MachineProfile } from './machine.js';
 import { qemuDeviceArgs } from './devices.js';
 import { Cleanups, runSteps, type Step } from './steps.js';

@@ -1,5 +1,5 @@
 /** What the VM runners share: the kernel they boot, their options, and a running VM. */
-import type { AgentClient } from './agent-client.js';
+import type { AgentClient } from '../agent-client/agent-client.js';
 
 export interface KernelRef {
   /** The uncompressed kernel (ELF vmlinux; QEMU boots it through its PVH note). */

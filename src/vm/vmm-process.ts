@@ -11,7 +11,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { RootforgeError } from '../errors.js';
-import type { AgentClient } from './agent-client.js';
+import type { AgentClient } from '../agent-client/agent-client.js';
 import { ConsoleLog } from './console.js';
 import type { Cleanups } from './steps.js';
 import type { BootTimings, VmConfig } from './types.js';

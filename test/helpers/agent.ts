@@ -10,8 +10,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentClient } from '../../src/vm/agent-client.js';
-import { connectUnix } from '../../src/vm/agent-connect.js';
+import { AgentClient } from '../../src/agent-client/agent-client.js';
+import { connectUnix } from '../../src/agent-client/agent-connect.js';
 
 export const REPO = new URL('../../../', import.meta.url).pathname;
 const ARCH = process.arch === 'arm64' ? 'arm64' : 'amd64';

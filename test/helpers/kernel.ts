@@ -8,9 +8,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { cacheDir } from './fixtures.js';
-import { aptDownload } from '../../src/vm/kernel-deb.js';
-import { dependsNames, readDebControl } from '../../src/vm/deb.js';
-import { initBinaryPath } from '../../src/vm/initramfs.js';
+import { aptDownload } from '../../src/kernel/kernel-deb.js';
+import { dependsNames, readDebControl } from '../../src/kernel/deb.js';
+import { initBinaryPath } from '../../src/kernel/initramfs.js';
 
 export const REPO = new URL('../../../', import.meta.url).pathname;
 const META = 'linux-image-cloud-amd64';

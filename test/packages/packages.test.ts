@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { buildImage } from '../../src/build.js';
+import { buildImage } from '../../src/build-image.js';
 import { Ext4Image } from '../../src/ext4/reader.js';
 import { parseApkInstalled } from '../../src/packages/apk.js';
 import { parseDpkgStatus } from '../../src/packages/dpkg.js';

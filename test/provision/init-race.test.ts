@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildImage } from '../../src/build.js';
+import { buildImage } from '../../src/build-image.js';
 import { Ext4Image } from '../../src/ext4/reader.js';
 import { resolveSpec } from '../../src/spec/load.js';
 

@@ -193,7 +193,7 @@ test('hostile and non-UTF-8 file names are shown as text, never run; the report 
 test('"what strip would save" is what a build with strip leaves out (Debian minbase)', async (t) => {
   const deb = debianMinbase();
   if ('skip' in deb) return skipOrFail(t, deb.skip);
-  const { buildImage } = await import('../../src/build.js');
+  const { buildImage } = await import('../../src/build-image.js');
   const { resolveSpec } = await import('../../src/spec/load.js');
   const { buildReport } = await import('../../src/report/model.js');
   const { diffImageFiles } = await import('../../src/report/write.js');

@@ -11,14 +11,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildImage } from '../../src/build.js';
+import { buildImage } from '../../src/build-image.js';
 import { isRootforgeError } from '../../src/errors.js';
 import { Ext4Image } from '../../src/ext4/reader.js';
 import { checkLock, type LockFile } from '../../src/sources/debian/lock.js';
 import { chooseMode } from '../../src/sources/debian/host.js';
 import { loadSpec } from '../../src/spec/load.js';
 import { bootImage, checkBoot } from '../../src/vm/boot.js';
-import { kernelRef } from '../../src/vm/kernel-ref.js';
+import { kernelRef } from '../../src/kernel/kernel-ref.js';
 import { cacheDir, skipOrFail } from '../helpers/fixtures.js';
 import { debianCloudKernel } from '../helpers/kernel.js';
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { detectCompression } from '../../src/util/compression.js';
 import { detect } from '../../src/tar/decompress.js';
-import { detectCompression as kernelDetect } from '../../src/vm/kernel-decompress.js';
+import { detectCompression as kernelDetect } from '../../src/kernel/kernel-decompress.js';
 import { RootforgeError } from '../../src/errors.js';
 
 const CASES: [string, number[]][] = [

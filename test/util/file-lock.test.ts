@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileLock, HOST } from '../../src/util/file-lock.js';
-import { downloadVerified } from '../../src/vm/download.js';
+import { downloadVerified } from '../../src/kernel/download.js';
 import { isRootforgeError } from '../../src/errors.js';
 
 function workdir(t: { after: (fn: () => void) => void }): string {

@@ -1,7 +1,7 @@
 /**
  * The shared HTTP transport (src/util/http.ts) with the NET_* codes kernel downloads use, against
  * real servers on 127.0.0.1: refused, silent, too slow, and an error status through
- * downloadVerified (src/vm/download.ts). The registry's OCI_* codes are tested in test/oci/.
+ * downloadVerified (src/kernel/download.ts). The registry's OCI_* codes are tested in test/oci/.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HttpClient, isRetriable, isTransferError } from '../../src/util/http.js';
-import { downloadVerified } from '../../src/vm/download.js';
+import { downloadVerified } from '../../src/kernel/download.js';
 import { isRootforgeError } from '../../src/errors.js';
 
 async function serve(handler: Parameters<typeof createServer>[1]): Promise<{ server: Server; url: string }> {

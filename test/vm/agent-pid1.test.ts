@@ -16,8 +16,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentClient } from '../../src/vm/agent-client.js';
-import { connectUnix } from '../../src/vm/agent-connect.js';
+import { AgentClient } from '../../src/agent-client/agent-client.js';
+import { connectUnix } from '../../src/agent-client/agent-connect.js';
 import { sharedFixture } from '../helpers/tar-collect.js';
 import { agentBinary } from '../helpers/agent.js';
 

@@ -11,7 +11,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { Duplex, PassThrough } from 'node:stream';
-import { AgentClient, AgentRemoteError, connectFirecrackerVsock } from '../../src/vm/agent-client.js';
+import { AgentClient, AgentRemoteError, connectFirecrackerVsock } from '../../src/agent-client/agent-client.js';
 import { isRootforgeError } from '../../src/errors.js';
 import { agentBinary, REPO, startAgent, type RunningAgent } from '../helpers/agent.js';
 import { fakeFirecrackerVsock } from '../helpers/agent-fakes.js';

@@ -10,12 +10,12 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { buildImage } from '../../src/build.js';
+import { buildImage } from '../../src/build-image.js';
 import { convert } from '../../src/convert.js';
 import { isRootforgeError } from '../../src/errors.js';
 import { loadSpec } from '../../src/spec/load.js';
 import { bootImage, checkBoot } from '../../src/vm/boot.js';
-import { kernelRef } from '../../src/vm/kernel-ref.js';
+import { kernelRef } from '../../src/kernel/kernel-ref.js';
 import type { KernelRef } from '../../src/vm/types.js';
 import { tarEntries } from '../helpers/tar-writer.js';
 import { ALPINE_X86, cacheDir, NO_SHARED, skipOrFail } from '../helpers/fixtures.js';

@@ -17,12 +17,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { buildImage, type BuildResult } from '../../src/build.js';
+import { buildImage, type BuildResult } from '../../src/build-image.js';
 import { lockInputs } from '../../src/sources/debian/lock.js';
 import { hostDebianArch } from '../../src/sources/debian/host.js';
 import { loadSpec, type ResolvedSpec } from '../../src/spec/load.js';
 import { bootImage } from '../../src/vm/boot.js';
-import { kernelRef } from '../../src/vm/kernel-ref.js';
+import { kernelRef } from '../../src/kernel/kernel-ref.js';
 import type { KernelRef, Vm } from '../../src/vm/types.js';
 import { cacheDir, skipOrFail } from '../helpers/fixtures.js';
 import { debianCloudKernel } from '../helpers/kernel.js';

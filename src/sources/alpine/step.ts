@@ -1,7 +1,7 @@
 /**
  * The Alpine step of `rootforge build`: picks the base (the branch's minirootfs) before the
  * image is read, and installs the spec's packages into the tree after it, with the lock when
- * there is one. build.ts calls these two functions and nothing else from here.
+ * there is one. build-image.ts calls these two functions and nothing else from here.
  */
 import { fail } from '../../errors.js';
 import { defaultCacheDir } from '../../oci/cache.js';

@@ -9,9 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentClient } from '../../src/vm/agent-client.js';
-import { connectFirecrackerVsock, connectUnix } from '../../src/vm/agent-connect.js';
-import { encodeFrame, FrameDecoder, MAX_FRAME, PROTOCOL_VERSION } from '../../src/vm/agent-protocol.js';
+import { AgentClient } from '../../src/agent-client/agent-client.js';
+import { connectFirecrackerVsock, connectUnix } from '../../src/agent-client/agent-connect.js';
+import { encodeFrame, FrameDecoder, MAX_FRAME, PROTOCOL_VERSION } from '../../src/agent-client/agent-protocol.js';
 import { isRootforgeError } from '../../src/errors.js';
 import { closeServer, fakeFirecrackerVsock, listen } from '../helpers/agent-fakes.js';
 

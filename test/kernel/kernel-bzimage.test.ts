@@ -10,10 +10,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { extractVmlinux, parseBzImage } from '../../src/vm/bzimage.js';
-import { listArMembers, readDebData } from '../../src/vm/deb.js';
-import { kernelImageInfo } from '../../src/vm/kernel-elf.js';
-import { resolveKernel } from '../../src/vm/kernel.js';
+import { extractVmlinux, parseBzImage } from '../../src/kernel/bzimage.js';
+import { listArMembers, readDebData } from '../../src/kernel/deb.js';
+import { kernelImageInfo } from '../../src/kernel/kernel-elf.js';
+import { resolveKernel } from '../../src/kernel/kernel.js';
 import { isRootforgeError } from '../../src/errors.js';
 import { debianCloudKernel, skipOrFail, which } from '../helpers/kernel.js';
 

@@ -14,10 +14,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { kernelFromDeb } from '../../src/vm/kernel-deb.js';
-import { resolveKernel } from '../../src/vm/kernel.js';
-import { readCpio } from '../../src/vm/cpio.js';
-import { moduleNameOf, parseModulesDep } from '../../src/vm/kernel-modules.js';
+import { kernelFromDeb } from '../../src/kernel/kernel-deb.js';
+import { resolveKernel } from '../../src/kernel/kernel.js';
+import { readCpio } from '../../src/kernel/cpio.js';
+import { moduleNameOf, parseModulesDep } from '../../src/kernel/kernel-modules.js';
 import { isRootforgeError } from '../../src/errors.js';
 import { debianCloudKernel, initBinary, skipOrFail, which } from '../helpers/kernel.js';
 

@@ -5,8 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { kernelImageInfo } from '../../src/vm/kernel-elf.js';
-import { parseModinfo } from '../../src/vm/kernel-modules.js';
+import { kernelImageInfo } from '../../src/kernel/kernel-elf.js';
+import { parseModinfo } from '../../src/kernel/kernel-modules.js';
 import { elfMachineOf } from '../../src/verify/elf.js';
 import { RootforgeError } from '../../src/errors.js';
 import { buildElf, EM_AARCH64, EM_S390 } from '../verify/elf-builder.js';

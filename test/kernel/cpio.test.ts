@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { readCpio, writeCpio, type CpioEntry } from '../../src/vm/cpio.js';
+import { readCpio, writeCpio, type CpioEntry } from '../../src/kernel/cpio.js';
 import { isRootforgeError } from '../../src/errors.js';
 import { skipOrFail, which } from '../helpers/kernel.js';
 

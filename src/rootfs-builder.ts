@@ -5,7 +5,7 @@
  *
  * Each call sets one spec key; build() validates the spec exactly as `rootforge build` does.
  */
-import { buildImage, type BuildOptions, type BuildResult } from './build.js';
+import { buildImage, type BuildOptions, type BuildResult } from './build-image.js';
 import { resolveSpec } from './spec/load.js';
 import type { BuildSpec, InitMode, MountSpec, StripItem, UserSpec } from './spec/types.js';
 

@@ -1,6 +1,6 @@
 /** Turns a resolved kernel (kernel.ts) into what the runners take. */
 import { resolveKernel, type ResolveKernelOptions } from './kernel.js';
-import type { KernelRef } from './types.js';
+import type { KernelRef } from '../vm/types.js';
 import { vmArch } from '../verify/arch.js';
 
 export async function kernelRef(spec: string | undefined, opts: ResolveKernelOptions = {}): Promise<KernelRef> {

@@ -16,7 +16,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { kernelFromDeb } from '../../src/vm/kernel-deb.js';
+import { kernelFromDeb } from '../../src/kernel/kernel-deb.js';
 import { agentBinary } from '../helpers/agent.js';
 import { rootforge } from '../helpers/cli.js';
 import { debianCloudKernel, initBinary, REPO, skipOrFail, which } from '../helpers/kernel.js';

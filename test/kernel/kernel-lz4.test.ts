@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { decompressLz4Legacy, isLz4Legacy } from '../../src/vm/lz4.js';
+import { decompressLz4Legacy, isLz4Legacy } from '../../src/kernel/lz4.js';
 import { isRootforgeError } from '../../src/errors.js';
 import { skipOrFail, which } from '../helpers/kernel.js';
 

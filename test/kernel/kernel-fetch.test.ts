@@ -14,9 +14,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { kernelFetch } from '../../src/vm/kernel-fetch.js';
-import { KernelCache } from '../../src/vm/kernel-cache.js';
-import { loadKernelLock, DEFAULT_LOCK_PATH } from '../../src/vm/kernel-lock.js';
+import { kernelFetch } from '../../src/kernel/kernel-fetch.js';
+import { KernelCache } from '../../src/kernel/kernel-cache.js';
+import { loadKernelLock, DEFAULT_LOCK_PATH } from '../../src/kernel/kernel-lock.js';
 import { isRootforgeError } from '../../src/errors.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
