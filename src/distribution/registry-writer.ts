@@ -12,22 +12,13 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fail } from '../errors.js';
-import { Authenticator, type Credentials } from '../oci/auth.js';
-import { apiBase, authorizedRequest, failStatus, headerValue, type RegistrySession } from '../oci/registry-client.js';
+import { Authenticator } from '../oci/auth.js';
+import { apiBase, authorizedRequest, failStatus, headerValue, type RegistryClientOptions, type RegistrySession } from '../oci/registry-client.js';
 import { HttpClient, isRetriable, RETRIABLE_STATUS, type HttpRequest, type HttpResponse, type RetryPolicy } from '../util/http.js';
 import { registryEndpoint } from '../oci/reference.js';
 
-export interface RegistryWriterOptions {
-  creds?: Credentials;
-  tlsVerify?: boolean;
-  dockerConfigDir?: string;
-  /** Socket idle timeout, ms. Default 30 s. */
-  timeoutMs?: number;
-  /** Attempts per request on network errors and 5xx/429. Default 4. */
-  attempts?: number;
-  /** First retry delay, ms, doubled each time. Default 250. */
-  backoffMs?: number;
-}
+/** As for pulls; `attempts` defaults to 4 here (an upload is worth one more try). */
+export type RegistryWriterOptions = Pick<RegistryClientOptions, 'creds' | 'tlsVerify' | 'dockerConfigDir' | 'timeoutMs' | 'attempts' | 'backoffMs'>;
 
 /** Largest reply body read (tag lists, error details). */
 const MAX_REPLY = 1 << 20;

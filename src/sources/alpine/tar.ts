@@ -14,27 +14,15 @@ import { fail, isRootforgeError } from '../../errors.js';
 import { TarParser } from '../../tar/parser.js';
 import type { TarHeader, TarWarning } from '../../tar/types.js';
 
-export type ApkEntryType = TarHeader['type'];
-
-export interface ApkTarEntry {
+/** A tar header as apk sees it: whole-second mtime, and its SHA-1 record decoded. */
+export type ApkTarEntry = Pick<TarHeader, 'type' | 'mode' | 'uid' | 'gid' | 'uname' | 'gname' | 'size' | 'linkname' | 'devmajor' | 'devminor' | 'xattrs'> & {
   /** Byte string (latin1), as in the archive. */
   name: string;
-  type: ApkEntryType;
-  mode: number;
-  uid: number;
-  gid: number;
-  uname: string;
-  gname: string;
-  size: number;
   /** Whole seconds. */
   mtime: number;
-  linkname: string;
-  devmajor: number;
-  devminor: number;
-  xattrs: Map<string, Buffer>;
   /** APK-TOOLS.checksum.SHA1 as raw bytes (null when absent). */
   sha1: Buffer | null;
-}
+};
 
 export interface ApkTarHandler {
   entry(e: ApkTarEntry): void;
