@@ -67,6 +67,8 @@ export class ApkTarParser {
 
   /** The input ended: fine at an entry boundary (with or without end-of-archive blocks). */
   end(): void {
+    // apk reads each entry's padding too: input that stops inside it is cut, not complete
+    if (!this.parser.finished && this.parser.position % 512 !== 0) fail('APK_BAD_PACKAGE', `read ${this.what}`, 'tar stream cut inside an entry', `offset ${this.parser.position}`);
     this.guard(() => this.parser.end());
   }
 
