@@ -10,7 +10,7 @@
 import { fail, isRootforgeError } from '../errors.js';
 import { Authenticator, parseChallenges, type Credentials } from './auth.js';
 import { sha256Digest } from './digest.js';
-import { HttpClient, isCertificateError, isLoopback, redact, type HttpResponse, type RetryPolicy } from '../util/http.js';
+import { HttpClient, isCertificateError, isLoopback, redact, type HttpRequest, type HttpResponse, type RetryPolicy } from '../util/http.js';
 import { registryEndpoint } from './reference.js';
 import { MEDIA } from './types.js';
 
@@ -134,72 +134,109 @@ export class RegistryClient {
   /** An authorized GET under /v2/<repo>/, retried on network failures and "try later". */
   private async get(repo: string, path: string, headers: Record<string, string>): Promise<HttpResponse> {
     const url = new URL(`/v2/${repo}/${path}`, await this.baseUrl());
-    const scope = `repository:${repo}:pull`;
-    const send = (authorization: string | undefined) => this.http.requestWithRetry({ url, headers, ...(authorization !== undefined ? { authorization } : {}) }, this.retry);
-    const cached = this.auth.cached(scope);
-    let res = await send(cached);
-    if (res.status !== 401) return res;
-    // Only the registry's own 401 is answered: a host it redirected us to (object storage, or a
-    // hostile registry's accomplice) never gets credentials, and its token is never replayed.
-    this.refuseForeignChallenge(res, url);
-    const challenges = parseChallenges(res.headers['www-authenticate']);
-    res.discard();
-    // A cached token can expire mid-run: the 401 then just means "get a new one".
-    if (cached !== undefined) this.auth.forget(scope);
-    if (challenges.length === 0) fail('OCI_AUTH_FAILED', `get ${redact(url)}`, 'the registry answered 401 without a WWW-Authenticate challenge', this.registry);
-    res = await send(await this.auth.authorize(challenges, scope));
-    if (res.status === 401) {
-      this.refuseForeignChallenge(res, url);
-      const detail = await errorDetail(res);
-      fail('OCI_AUTH_FAILED', `pull ${this.registry}/${repo}`, `${await this.auth.refusal()}${detail !== '' ? `; the registry said "${detail}"` : ''}`);
-    }
-    return res;
+    const session: RegistrySession = { registry: this.registry, http: this.http, auth: this.auth };
+    return authorizedRequest(session, { url, headers }, { scope: `repository:${repo}:pull`, action: `pull ${this.registry}/${repo}`, retry: this.retry });
   }
 
-  /** A 401 that came from another origin than the registry's (after a redirect) fails typed. */
-  private refuseForeignChallenge(res: HttpResponse, asked: URL): void {
-    if (res.url.origin === asked.origin) return;
-    res.discard();
-    fail(
-      'OCI_AUTH_FAILED',
-      `get ${redact(asked)}`,
-      `the registry redirected to ${res.url.origin}, which asked for authentication; credentials are only sent to ${asked.origin}`,
-      redact(res.url),
-    );
-  }
-
-  /**
-   * Where the API is: https://host, or for a loopback host whichever of https and http
-   * answers GET /v2/ (any status: a 401 there still proves the scheme).
-   */
   private baseUrl(): Promise<URL> {
-    this.base ??= (async () => {
-      const https = new URL(`https://${this.endpoint}/`);
-      if (!isLoopback(https.hostname)) return https;
-      try {
-        (await this.http.request({ url: new URL('/v2/', https) })).discard();
-        return https;
-      } catch (e) {
-        // A certificate that does not verify is a TLS server: say so rather than try HTTP.
-        if (!isRootforgeError(e, 'OCI_NETWORK') || isCertificateError(e)) throw e;
-        return new URL(`http://${this.endpoint}/`);
-      }
-    })();
+    this.base ??= apiBase(this.http, this.endpoint);
     return this.base;
   }
 
-  /** Turns a non-success status into the error it means. */
-  private async failStatus(res: HttpResponse, what: string, name: string): Promise<never> {
-    const detail = await errorDetail(res);
-    const suffix = detail !== '' ? `: ${detail}` : '';
-    if (res.status === 404) return fail('OCI_NOT_FOUND', what, `not found${suffix}`, name);
-    if (res.status === 403) return fail('OCI_AUTH_FAILED', what, `access denied by ${this.registry}${suffix}`, name);
-    return fail('OCI_REGISTRY_ERROR', what, `registry answered ${res.status}${suffix}`, name);
+  private failStatus(res: HttpResponse, what: string, name: string): Promise<never> {
+    return failStatus(res, this.registry, what, name);
   }
 }
 
+/** What an authorized request needs: the registry's name, a transport, its token cache. */
+export interface RegistrySession {
+  registry: string;
+  http: HttpClient;
+  auth: Authenticator;
+}
+
+export interface AuthorizedRequestOptions {
+  /** Token scope asked for on a 401, e.g. `repository:<repo>:pull`. */
+  scope: string;
+  /** Said when the credentials are refused: "Cannot <action>: …" ("pull docker.io/x"). */
+  action: string;
+  /** Retries of transport failures and "try later" statuses; `{ attempts: 1 }` for none. */
+  retry: RetryPolicy;
+  /** More scope for bearer challenges (a cross-repository mount also needs pull on its source). */
+  extraScope?: string;
+}
+
+/**
+ * One request with the registry's authentication on demand: sent with a cached Authorization if
+ * any; on 401 the challenge is answered for `scope` and the request sent again. Used by the
+ * pulling RegistryClient and the pushing RegistryWriter.
+ */
+export async function authorizedRequest(s: RegistrySession, req: HttpRequest, o: AuthorizedRequestOptions): Promise<HttpResponse> {
+  const { url } = req;
+  const send = (authorization: string | undefined) => s.http.requestWithRetry({ ...req, ...(authorization !== undefined ? { authorization } : {}) }, o.retry);
+  const cached = s.auth.cached(o.scope);
+  let res = await send(cached);
+  if (res.status !== 401) return res;
+  // Only the registry's own 401 is answered: a host it redirected us to (object storage, or a
+  // hostile registry's accomplice) never gets credentials, and its token is never replayed.
+  refuseForeignChallenge(res, url);
+  const challenges = parseChallenges(res.headers['www-authenticate']);
+  res.discard();
+  // A cached token can expire mid-run: the 401 then just means "get a new one".
+  if (cached !== undefined) s.auth.forget(o.scope);
+  if (challenges.length === 0) fail('OCI_AUTH_FAILED', `${(req.method ?? 'GET').toLowerCase()} ${redact(url)}`, 'the registry answered 401 without a WWW-Authenticate challenge', s.registry);
+  if (o.extraScope !== undefined) {
+    for (const c of challenges) if (c.scheme === 'bearer') c.params['scope'] = [c.params['scope'] ?? '', o.extraScope].join(' ').trim();
+  }
+  res = await send(await s.auth.authorize(challenges, o.scope));
+  if (res.status === 401) {
+    refuseForeignChallenge(res, url);
+    const detail = await errorDetail(res);
+    fail('OCI_AUTH_FAILED', o.action, `${await s.auth.refusal()}${detail !== '' ? `; the registry said "${detail}"` : ''}`);
+  }
+  return res;
+}
+
+/** A 401 that came from another origin than the registry's (after a redirect) fails typed. */
+function refuseForeignChallenge(res: HttpResponse, asked: URL): void {
+  if (res.url.origin === asked.origin) return;
+  res.discard();
+  fail(
+    'OCI_AUTH_FAILED',
+    `get ${redact(asked)}`,
+    `the registry redirected to ${res.url.origin}, which asked for authentication; credentials are only sent to ${asked.origin}`,
+    redact(res.url),
+  );
+}
+
+/**
+ * Where the API is: https://host, or for a loopback host whichever of https and http
+ * answers GET /v2/ (any status: a 401 there still proves the scheme).
+ */
+export async function apiBase(http: HttpClient, endpoint: string): Promise<URL> {
+  const https = new URL(`https://${endpoint}/`);
+  if (!isLoopback(https.hostname)) return https;
+  try {
+    (await http.request({ url: new URL('/v2/', https) })).discard();
+    return https;
+  } catch (e) {
+    // A certificate that does not verify is a TLS server: say so rather than try HTTP.
+    if (!isRootforgeError(e, 'OCI_NETWORK') || isCertificateError(e)) throw e;
+    return new URL(`http://${endpoint}/`);
+  }
+}
+
+/** Turns a non-success status into the error it means (the body is read for its detail). */
+export async function failStatus(res: HttpResponse, registry: string, what: string, name: string): Promise<never> {
+  const detail = await errorDetail(res);
+  const suffix = detail !== '' ? `: ${detail}` : '';
+  if (res.status === 404) return fail('OCI_NOT_FOUND', what, `not found${suffix}`, name);
+  if (res.status === 403) return fail('OCI_AUTH_FAILED', what, `access denied by ${registry}${suffix}`, name);
+  return fail('OCI_REGISTRY_ERROR', what, `registry answered ${res.status}${suffix}`, name);
+}
+
 /** "CODE message" from a distribution error body ({"errors":[{code,message,detail}]}), else text. */
-async function errorDetail(res: HttpResponse): Promise<string> {
+export async function errorDetail(res: HttpResponse): Promise<string> {
   const body = (await res.read(ERROR_BODY_MAX).catch((e: unknown) => Buffer.from(`(error body unreadable: ${(e as Error).message})`))).toString('utf8');
   try {
     const json = JSON.parse(body) as { errors?: { code?: unknown; message?: unknown }[] };
@@ -223,6 +260,6 @@ function jsonMediaType(bytes: Buffer): string | undefined {
   }
 }
 
-function headerValue(v: string | string[] | undefined): string | undefined {
+export function headerValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }

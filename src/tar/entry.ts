@@ -86,6 +86,8 @@ export function planEntry(raw: RawHeader, ext: Extensions | undefined, pax: PaxA
     headerOffset: 0,
   };
 
+  if (pax?.checksums !== undefined) header.checksums = pax.checksums;
+
   const plan: EntryPlan = { header, stored, mapInBody: false, linkBody: 'none' };
   if (type === 'file') {
     planFileBody(plan, pax, oldSparse, at);

@@ -97,6 +97,7 @@ export class TarParser {
     if (this.failed !== undefined) throw this.failed;
     try {
       if (this.state !== S.End) this.consume(chunk);
+      else if (this.options.checkTrailing) this.checkTrailing(chunk, 0);
     } catch (e) {
       this.failed = e;
       throw e;
@@ -203,7 +204,17 @@ export class TarParser {
           p = this.readSparseMap(chunk, p);
           break;
         case S.End:
+          if (this.options.checkTrailing) this.checkTrailing(chunk, p);
           return;
+      }
+    }
+  }
+
+  private checkTrailing(chunk: Buffer, p: number): void {
+    for (let i = p; i < chunk.length; i++) {
+      if (chunk[i] !== 0) {
+        this.warn('TAR_TRAILING_DATA', `Non-zero data after the end-of-archive marker at offset ${this.base + i}`, 'trailing');
+        return;
       }
     }
   }

@@ -52,6 +52,8 @@ export interface PaxAttrs {
   aclDefault?: string;
   nfs4Acl?: boolean;
   gnuSparse?: GnuSparsePax;
+  /** APK-TOOLS.checksum.<ALG> records (apk-tools' per-file hashes): ALG → value text. */
+  checksums?: Map<string, string>;
 }
 
 /** Reports a warning; with `onceKey`, only the first warning with that code and key is reported. */
@@ -224,10 +226,12 @@ export class PaxReader {
   }
 }
 
+const APK_CHECKSUM = 'APK-TOOLS.checksum.';
+
 /** Keys whose values we keep ('keep'), drop silently ('skip'), or drop with a one-time warning. */
 function classifyKey(key: string): 'keep' | 'skip' | 'unknown' {
   if (KEPT.has(key) || key.startsWith('SCHILY.xattr.') || key.startsWith('LIBARCHIVE.xattr.')) return 'keep';
-  if (key.startsWith('GNU.sparse.')) return 'keep';
+  if (key.startsWith('GNU.sparse.') || key.startsWith(APK_CHECKSUM)) return 'keep';
   if (SKIPPED.has(key) || key.startsWith('SCHILY.volhdr.')) return 'skip'; // star's volume header
   return 'unknown';
 }
@@ -335,6 +339,8 @@ function applyRecord(attrs: PaxAttrs, key: string, value: Buffer, at: number, wa
   } else if (key.startsWith('LIBARCHIVE.xattr.')) {
     // libarchive's own form: name %-encoded, value base64 (usually unpadded).
     setXattr(attrs, urlDecode(key.slice('LIBARCHIVE.xattr.'.length)), Buffer.from(value.toString('latin1'), 'base64'));
+  } else if (key.startsWith(APK_CHECKSUM)) {
+    (attrs.checksums ??= new Map()).set(key.slice(APK_CHECKSUM.length), value.toString('latin1'));
   } else if (key.startsWith('GNU.sparse.')) {
     applyGnuSparse((attrs.gnuSparse ??= {}), key, value.toString('latin1'), at, warn);
   }

@@ -44,6 +44,11 @@ export interface TarHeader {
    */
   xattrs: Map<string, Buffer>;
   /**
+   * Per-file checksums some writers add as PAX records: apk-tools' `APK-TOOLS.checksum.SHA1`
+   * (hex) appears as 'SHA1' → hex text. Undefined when the entry has none.
+   */
+  checksums?: Map<string, string> | undefined;
+  /**
    * For sparse files: the data segments, in order, none empty (an empty list: all hole). The body
    * is their concatenation.
    */
@@ -96,7 +101,9 @@ export type TarWarningCode =
   /** POSIX ACL text we could not convert (malformed, or a name with no id): dropped. */
   | 'TAR_ACL_DROPPED'
   /** Sparse file whose stored data is longer than its map: the extra bytes are skipped. */
-  | 'TAR_SPARSE_EXCESS';
+  | 'TAR_SPARSE_EXCESS'
+  /** Non-zero bytes after the end-of-archive marker (only checked with `checkTrailing`). */
+  | 'TAR_TRAILING_DATA';
 
 export interface TarWarning {
   code: TarWarningCode;
@@ -114,4 +121,10 @@ export interface TarParserOptions {
    * SCHILY.xattr.system.posix_acl_* value, which is then used as is.
    */
   aclNameToId?: (kind: 'user' | 'group', name: string) => number | undefined;
+  /**
+   * Read the input after the end-of-archive marker and report non-zero bytes there with a
+   * TAR_TRAILING_DATA warning (once). Default false: that input is ignored unread, as GNU tar and
+   * libarchive do. apk-tools reads its streams to the end and refuses data there.
+   */
+  checkTrailing?: boolean;
 }

@@ -59,8 +59,10 @@ export interface RateFloor {
 
 export interface HttpRequest {
   url: URL;
-  method?: 'GET' | 'HEAD';
+  method?: 'GET' | 'HEAD' | 'POST' | 'PUT';
   headers?: Record<string, string>;
+  /** Request body (POST, PUT), sent whole; a retry sends it again. Redirects are not followed then. */
+  body?: Buffer;
   /** The Authorization header, sent to `url`'s origin only, never after a redirect elsewhere. */
   authorization?: string;
 }
@@ -127,17 +129,18 @@ export class HttpClient {
       checkScheme(url);
       const headers: Record<string, string> = { 'user-agent': this.userAgent, ...req.headers };
       if (req.authorization !== undefined && url.origin === origin) headers['authorization'] = req.authorization;
-      const res = await this.once(url, req.method ?? 'GET', headers);
+      const res = await this.once(url, req.method ?? 'GET', headers, req.body);
       const status = res.statusCode ?? 0;
       const location = res.headers.location;
-      if (![301, 302, 303, 307, 308].includes(status) || location === undefined) return wrap(res, url, this.floor, this.codes);
+      const follows = req.method === undefined || req.method === 'GET' || req.method === 'HEAD';
+      if (!follows || ![301, 302, 303, 307, 308].includes(status) || location === undefined) return wrap(res, url, this.floor, this.codes);
       res.resume();
       if (hop >= this.maxRedirects) fail('OCI_REGISTRY_ERROR', `get ${redact(req.url)}`, `more than ${this.maxRedirects} redirects`, redact(url));
       url = new URL(location, url);
     }
   }
 
-  /** request() with retries of transport failures and "try later" statuses, for idempotent GETs. */
+  /** request() with retries of transport failures and "try later" statuses, for idempotent requests. */
   async requestWithRetry(req: HttpRequest, policy: RetryPolicy = {}): Promise<HttpResponse> {
     const attempts = policy.attempts ?? 3;
     const backoffMs = policy.backoffMs ?? 250;
@@ -160,7 +163,7 @@ export class HttpClient {
     }
   }
 
-  private once(url: URL, method: string, headers: Record<string, string>): Promise<IncomingMessage> {
+  private once(url: URL, method: string, headers: Record<string, string>, body: Buffer | undefined): Promise<IncomingMessage> {
     const secure = url.protocol === 'https:';
     const options: https.RequestOptions = { method, headers, agent: secure ? this.httpsAgent : this.httpAgent, timeout: this.timeoutMs };
     return new Promise((resolve, reject) => {
@@ -170,7 +173,7 @@ export class HttpClient {
         req.destroy(e);
       });
       req.on('error', (e) => reject(networkError(`reach ${url.host}`, e, url, this.codes)));
-      req.end();
+      req.end(body);
     });
   }
 }
