@@ -22,7 +22,7 @@ import { mkdir, readdir, rename, stat, unlink, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import { fail, isRootforgeError, RootforgeError } from '../errors.js';
 import { downloadWithRetries } from '../util/download.js';
-import { FileLock, HOST, pidAlive, privateSuffix } from '../util/file-lock.js';
+import { errnoOf, FileLock, HOST, pidAlive, privateSuffix, unlinkIfPresent } from '../util/file-lock.js';
 import { parseDigest, sha256Digest } from './digest.js';
 
 /** What a blob source returns: the body and where in the blob it starts. */
@@ -121,17 +121,21 @@ export class BlobStore {
     return (await statOrUndefined(this.path(digest), 'look up blob')) !== undefined;
   }
 
-  /** Complete blobs only; partial downloads, locks and temporary files are not listed. */
-  async list(): Promise<BlobInfo[]> {
-    let names: string[];
+  /** The store's file names, sorted (none when the store was never created). */
+  private async names(): Promise<string[]> {
     try {
-      names = await readdir(this.dir);
+      return (await readdir(this.dir)).sort();
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
       return fail('CACHE_IO', 'list blob store', errnoOf(e), this.dir, e);
     }
+  }
+
+  /** Complete blobs only; partial downloads, locks and temporary files are not listed. */
+  async list(): Promise<BlobInfo[]> {
+    const names = await this.names();
     const out: BlobInfo[] = [];
-    for (const name of names.sort()) {
+    for (const name of names) {
       if (!HEX_RE.test(name)) continue;
       const st = await statOrUndefined(join(this.dir, name), 'list blob store');
       if (st !== undefined) out.push({ digest: `sha256:${name}`, size: st.size, mtime: st.mtime });
@@ -144,15 +148,9 @@ export class BlobStore {
    * each, if any), locks and temporary files. Files of live processes are listed as `live`.
    */
   async listUnfinished(): Promise<UnfinishedFile[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      return fail('CACHE_IO', 'list blob store', errnoOf(e), this.dir, e);
-    }
+    const names = await this.names();
     const out: UnfinishedFile[] = [];
-    for (const name of names.sort()) {
+    for (const name of names) {
       const kind = unfinishedKind(name);
       if (kind === undefined) continue;
       const path = join(this.dir, name);
@@ -297,14 +295,3 @@ async function statOrUndefined(path: string, what: string): Promise<{ size: numb
   }
 }
 
-async function unlinkIfPresent(path: string, what: string): Promise<void> {
-  try {
-    await unlink(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') fail('CACHE_IO', what, errnoOf(e), path, e);
-  }
-}
-
-function errnoOf(e: unknown): string {
-  return (e as NodeJS.ErrnoException).code ?? (e as Error).message ?? String(e);
-}

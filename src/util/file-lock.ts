@@ -179,7 +179,8 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-async function unlinkIfPresent(path: string, what: string): Promise<void> {
+/** unlink(2) that treats a file already gone as done; other failures are CACHE_IO. */
+export async function unlinkIfPresent(path: string, what: string): Promise<void> {
   try {
     await unlink(path);
   } catch (e) {
@@ -187,6 +188,7 @@ async function unlinkIfPresent(path: string, what: string): Promise<void> {
   }
 }
 
-function errnoOf(e: unknown): string {
+/** The errno code of a failed fs call (its message when it has none). */
+export function errnoOf(e: unknown): string {
   return (e as NodeJS.ErrnoException).code ?? (e as Error).message ?? String(e);
 }
