@@ -21,6 +21,7 @@ import { buildImage, type BuildResult } from '../../src/build-image.js';
 import { lockInputs } from '../../src/sources/debian/lock.js';
 import { hostDebianArch } from '../../src/sources/debian/host.js';
 import { loadSpec, type ResolvedSpec } from '../../src/spec/load.js';
+import { verifyImage } from '../../src/verify/verify.js';
 import { bootImage } from '../../src/vm/boot.js';
 import { kernelRef } from '../../src/kernel/kernel-ref.js';
 import type { KernelRef, Vm } from '../../src/vm/types.js';
@@ -109,6 +110,16 @@ test('devbox: mmdebstrap → image → systemd boot; every toolchain of the seed
   assert.ok(statSync(big).size >= autoBuilt.sizeBytes + 512 * 2 ** 20, '+512M is bigger by the headroom');
   const fsck = spawnSync('e2fsck', ['-fn', auto], { encoding: 'utf8' });
   assert.equal(fsck.status, 0, fsck.stdout + fsck.stderr);
+  // static verify of a real distro image: init (systemd), the agent, every ELF's interpreter and
+  // libraries resolve inside the image
+  const tv = Date.now();
+  const verified = await verifyImage(auto, {});
+  note(timings, `verify: ${((Date.now() - tv) / 1000).toFixed(1)} s, ${verified.stats.programs} programs`);
+  assert.deepEqual(
+    verified.checks.filter((c) => !c.ok && c.severity === 'error').map((c) => `${c.id}: ${c.message}`),
+    [],
+    'the devbox verifies with no errors',
+  );
 
   // one boot runs every check in sequence
   const tb = Date.now();
