@@ -6,16 +6,20 @@
  *
  *   fill: one full convert into a fresh cache (untimed) → N timed rebuilds, each must report
  *   upToDate → the output removed, one timed rebuild that copies the cached image (for contrast)
+ *   → the same with the CLI (`rootforge convert … --json`): one untimed run, N timed ones
  *
  * Each run is a fresh process (run-ours.js): "wall" includes node's start; "convert()" is the
- * library call alone.
+ * library call alone. The CLI's wall time is what a user (or make) waits for.
  */
 import { mkdtemp, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchFail } from './errors.js';
+import { exec } from './exec.js';
 import { runOurs } from './pipelines.js';
 import { median, type CheckResult, type TargetCheck } from './report.js';
+
+const CLI = new URL('../../bin/rootforge', import.meta.url).pathname;
 
 /** The goal for convert() on an up-to-date hit, ms. */
 export const REBUILD_GOAL_MS = 200;
@@ -31,6 +35,9 @@ export interface RebuildResult {
   medianWallMs: number;
   /** The same rebuild with the output missing: the cached image copied (reflink first). */
   copy: { convertMs: number; wallMs: number; fsyncMs: number };
+  /** `rootforge convert docker://REF -o OUT --json`, up to date: each run's wall time, ms. */
+  cliWallMs: number[];
+  medianCliWallMs: number;
   /** Runs that were not up-to-date hits (each is a failure of the check). */
   notUpToDate: number;
 }
@@ -55,6 +62,16 @@ export async function benchRebuild(ref: string, runs: number, log: (m: string) =
     await unlink(out);
     const c = await runOurs(args);
     if (c.rep.upToDate !== false) notUpToDate++;
+    // The CLI (its options may key another cache entry than run-ours': one untimed run first).
+    const cliArgs = ['convert', `docker://${ref}`, '-o', out, '--cache-dir', join(dir, 'cache'), '--json', '--quiet'];
+    await exec(process.execPath, [CLI, ...cliArgs]);
+    const cliWallMs: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const r = await exec(process.execPath, [CLI, ...cliArgs]);
+      const j = JSON.parse(r.stdout) as { cacheHit?: boolean; upToDate?: boolean };
+      if (j.cacheHit !== true || j.upToDate !== true) notUpToDate++;
+      cliWallMs.push(r.seconds * 1000);
+    }
     const result: RebuildResult = {
       runs,
       imageBytes: fill.rep.sizeBytes,
@@ -63,23 +80,27 @@ export async function benchRebuild(ref: string, runs: number, log: (m: string) =
       medianConvertMs: median(convertMs),
       medianWallMs: median(wallMs),
       copy: { convertMs: c.rep.convertSeconds * 1000, wallMs: c.seconds * 1000, fsyncMs: c.rep.fsyncSeconds * 1000 },
+      cliWallMs,
+      medianCliWallMs: median(cliWallMs),
       notUpToDate,
     };
-    log(`rebuild: median ${result.medianConvertMs.toFixed(0)} ms convert(), ${result.medianWallMs.toFixed(0)} ms wall; copy when the output is missing ${result.copy.convertMs.toFixed(0)} ms`);
+    log(`rebuild: median ${result.medianConvertMs.toFixed(0)} ms convert(), ${result.medianWallMs.toFixed(0)} ms wall, CLI ${result.medianCliWallMs.toFixed(0)} ms wall; copy when the output is missing ${result.copy.convertMs.toFixed(0)} ms`);
     return result;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-export function rebuildTarget(r: RebuildResult): TargetCheck {
-  return { what: 'rebuild on a cache hit, output up to date: median convert() ms', target: `≤ ${REBUILD_GOAL_MS}`, value: Math.round(r.medianConvertMs), met: r.medianConvertMs <= REBUILD_GOAL_MS };
+export function rebuildTargets(r: RebuildResult): TargetCheck[] {
+  const t = (what: string, v: number): TargetCheck => ({ what, target: `≤ ${REBUILD_GOAL_MS}`, value: Math.round(v), met: v <= REBUILD_GOAL_MS });
+  return [t('rebuild on a cache hit, output up to date: median convert() ms', r.medianConvertMs), t('the same with the CLI: median wall ms (node start included)', r.medianCliWallMs)];
 }
 
 export function rebuildCheck(r: RebuildResult): CheckResult {
   const detail =
     `${r.runs} rebuilds of a ${(r.imageBytes / 1e6).toFixed(0)} MB image: convert() median ${r.medianConvertMs.toFixed(0)} ms ` +
-    `(${r.convertMs.map((x) => x.toFixed(0)).join(', ')}), process wall median ${r.medianWallMs.toFixed(0)} ms; ` +
+    `(${r.convertMs.map((x) => x.toFixed(0)).join(', ')}), process wall median ${r.medianWallMs.toFixed(0)} ms, ` +
+    `CLI wall median ${r.medianCliWallMs.toFixed(0)} ms (${r.cliWallMs.map((x) => x.toFixed(0)).join(', ')}); ` +
     `with the output missing (copy): convert() ${r.copy.convertMs.toFixed(0)} ms + fsync ${r.copy.fsyncMs.toFixed(0)} ms`;
   return { what: 'every rebuild on a cache hit left the up-to-date output alone (and a missing one was copied)', ok: r.notUpToDate === 0, detail };
 }

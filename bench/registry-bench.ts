@@ -17,7 +17,7 @@ import { compareListings, listImage, type Listing } from './listing.js';
 import type { Pipeline, PipelineId } from './pipelines.js';
 import { startRegistry } from './registry.js';
 import { decompressBaselines, oursRegistry, pipelineC } from './registry-pipelines.js';
-import { benchRebuild, rebuildCheck, rebuildTarget } from './rebuild.js';
+import { benchRebuild, rebuildCheck, rebuildTargets } from './rebuild.js';
 import { summarize, type CheckResult, type InputResult } from './report.js';
 import { log, runPipelines } from './runner.js';
 import type { TarStats } from './tarstats.js';
@@ -77,7 +77,7 @@ export async function benchRegistry(
       result.checks!.push(rebuildCheck(rebuild));
     }
     summarize(result);
-    if (rebuild) result.targets.push(rebuildTarget(rebuild));
+    if (rebuild) result.targets.push(...rebuildTargets(rebuild));
     return result;
   });
 }

@@ -137,7 +137,7 @@ export async function convert(source: string | SourceSpec, output: string, optio
         await copyFile(cached.path, tmp, fsConstants.COPYFILE_FICLONE);
         return (await fh.stat({ bigint: true })).ino;
       });
-      await cache.recordOutput(key, output, ino);
+      await recordOutput(cache, key, output, ino, onWarning);
       return { ...hit, timings: { [RESOLVE_TIMING]: resolveMs, [COPY_TIMING]: Math.round(performance.now() - copyStarted) }, upToDate: false };
     }
     let ino = 0n;
@@ -158,13 +158,26 @@ export async function convert(source: string | SourceSpec, output: string, optio
       const { image: _image, ...plain } = summary;
       const kept = await cache.store(key, output, { source: image.source, manifestDigest: image.manifestDigest, sizeBytes: summary.sizeBytes, toolVersion: version(), summary: plain }, options.minFreeBytes);
       if (!kept.stored) onWarning({ code: 'CACHE_SKIPPED', message: `The image was not kept in the image cache: ${kept.reason}` });
-      else await cache.recordOutput(key, output, ino);
+      else await recordOutput(cache, key, output, ino, onWarning);
     }
     return { ...summary, ...(cache ? { cacheHit: false } : {}), output, source: src, warnings };
   } catch (e) {
     throw await preferDownloadFailure(image, e);
   } finally {
     await image.close?.();
+  }
+}
+
+/**
+ * Notes in the cache entry that `output` holds its image, so the next hit can leave it alone. The
+ * image is written either way: a cache that cannot be written to (read-only, full) only costs
+ * the next run a copy, and says so.
+ */
+async function recordOutput(cache: ImageCache, key: string, output: string, ino: bigint, onWarning: (w: Warning) => void): Promise<void> {
+  try {
+    await cache.recordOutput(key, output, ino);
+  } catch (e) {
+    onWarning({ code: 'CACHE_OUTPUT_NOT_RECORDED', message: `The image cache could not record ${output} as up to date (the next run copies it again): ${(e as Error).message}` });
   }
 }
 

@@ -6,6 +6,7 @@
  * from /proc/self/io (wchar: every byte passed to write, copy_file_range or sendfile), not timed.
  */
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { chmodSync, copyFileSync, existsSync, readdirSync, mkdtempSync, openSync, closeSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -122,4 +123,24 @@ test('a hit on an untouched output leaves it alone; a changed, touched, chmodded
   assertRecopied(out2, await run(out2), { ino: -1n, mtimeNs: 0n, ctimeNs: 0n, mode: 0n }, 'a new output path');
   assert.equal((await run(out2)).r.upToDate, true);
   assert.equal((await run(out)).r.upToDate, true, 'the first output is still recorded');
+});
+
+test('a cache that cannot record the output (immutable directory): the image is still written, with a warning', async (t) => {
+  const out = join(work, 'ro.img');
+  await convert(src, out, { cacheDir }); // a hit (filled above, or a miss that fills it when run alone)
+  const images = join(cacheDir, 'images');
+  const locked = spawnSync('chattr', ['+i', images]);
+  if (locked.status !== 0) return skipOrFail(t, `chattr +i failed (needs root on ext4): ${locked.stderr.toString().trim()}`);
+  try {
+    unlinkSync(out);
+    const r = await convert(src, out, { cacheDir });
+    assert.equal(r.cacheHit, true);
+    assert.equal(r.upToDate, false);
+    assert.ok(readFileSync(out).equals(readFileSync(cachedImage())), 'copied whole');
+    assert.deepEqual(r.warnings.map((w) => w.code), ['CACHE_OUTPUT_NOT_RECORDED']);
+  } finally {
+    assert.equal(spawnSync('chattr', ['-i', images]).status, 0, 'chattr -i');
+  }
+  assert.equal((await convert(src, out, { cacheDir })).upToDate, false, 'not recorded: copied again');
+  assert.equal((await convert(src, out, { cacheDir })).upToDate, true, 'recorded now');
 });
