@@ -4,7 +4,8 @@
  *
  *   ensure the layered OCI layout (cached) → start docker-registry → skopeo copy the layout in
  *   (untimed) → runPipelines (grouped + warm-up, or interleaved) → compare ours' and C's file
- *   listings (from their first runs) → stop the registry, remove its storage
+ *   listings (from their first runs) → rebuild on a cache hit (rebuild.ts) → stop the registry,
+ *   remove its storage
  *
  * The registry is stopped on every path out: success, failure and Ctrl-C (its stop is on the
  * cleanup stack the signal handler unwinds).
@@ -16,6 +17,7 @@ import { compareListings, listImage, type Listing } from './listing.js';
 import type { Pipeline, PipelineId } from './pipelines.js';
 import { startRegistry } from './registry.js';
 import { decompressBaselines, oursRegistry, pipelineC } from './registry-pipelines.js';
+import { benchRebuild, rebuildCheck, rebuildTargets } from './rebuild.js';
 import { summarize, type CheckResult, type InputResult } from './report.js';
 import { log, runPipelines } from './runner.js';
 import type { TarStats } from './tarstats.js';
@@ -68,7 +70,14 @@ export async function benchRegistry(
       },
     });
     if (compare) result.checks!.push(sameFiles(listings));
+    // Issue 14: a rebuild with the same spec and inputs, on a cache hit (rebuild.ts).
+    const rebuild = ids.includes('ours') ? await benchRebuild(ref, runs, (m) => log(`${REGISTRY_INPUT}: ${m}`)) : undefined;
+    if (rebuild) {
+      result.rebuild = rebuild;
+      result.checks!.push(rebuildCheck(rebuild));
+    }
     summarize(result);
+    if (rebuild) result.targets.push(...rebuildTargets(rebuild));
     return result;
   });
 }

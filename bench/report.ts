@@ -99,6 +99,8 @@ export interface InputResult {
   pipelines: PipelineResult[];
   targets: TargetCheck[];
   checks?: CheckResult[];
+  /** Registry input: rebuilds on a cache hit (rebuild.ts). */
+  rebuild?: import('./rebuild.js').RebuildResult;
 }
 
 export interface BenchReport {

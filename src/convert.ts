@@ -59,6 +59,11 @@ export interface ConvertResult extends ImageSummary {
   image?: ImageJson;
   /** Image sources: the image came from the finished-image cache (nothing was rebuilt). */
   cacheHit?: boolean;
+  /**
+   * On a cache hit: the output already held exactly this image (the same file the cache wrote
+   * there, unchanged since: device, inode, size, mtime, ctime) and was left untouched.
+   */
+  upToDate?: boolean;
 }
 
 const TRANSPORTS = ['tar', 'dir', 'oci', 'docker-archive', 'docker'] as const;
@@ -119,12 +124,32 @@ export async function convert(source: string | SourceSpec, output: string, optio
     const cache = options.cache === false ? null : new ImageCache(options.cacheDir ?? defaultCacheDir());
     const key = cache ? ImageCache.key(version(), image.source, image.manifestDigest, cacheOptions(options)) : '';
     const cached = cache ? await cache.lookup(key) : null;
-    if (cached) {
+    if (cached && cache) {
+      const hit = { ...cached.summary, image: imageJson(image), cacheHit: true, output, source: src, warnings };
+      // make-style: the output is still exactly what this entry wrote there, so leave it be
+      const checkStarted = performance.now();
+      if (await cache.upToDate(cached, output)) {
+        return { ...hit, timings: { [RESOLVE_TIMING]: resolveMs, [UP_TO_DATE_TIMING]: Math.round(performance.now() - checkStarted) }, upToDate: true };
+      }
       // a reflink where the filesystem has them (btrfs, XFS): no bytes copied; else a full copy
-      await writeAtomically(output, async (_fh, tmp) => copyFile(cached.path, tmp, fsConstants.COPYFILE_FICLONE));
-      return { ...cached.summary, timings: { [RESOLVE_TIMING]: resolveMs }, image: imageJson(image), cacheHit: true, output, source: src, warnings };
+      const copyStarted = performance.now();
+      const ino = await writeAtomically(output, async (fh, tmp) => {
+        await copyFile(cached.path, tmp, fsConstants.COPYFILE_FICLONE);
+        return (await fh.stat({ bigint: true })).ino;
+      });
+      await recordOutput(cache, key, output, ino, onWarning);
+      return { ...hit, timings: { [RESOLVE_TIMING]: resolveMs, [COPY_TIMING]: Math.round(performance.now() - copyStarted) }, upToDate: false };
     }
-    const built = await writeAtomically(output, (fh) => build(fh, src, image, options, onWarning), await outputLimits(options, src, image));
+    let ino = 0n;
+    const built = await writeAtomically(
+      output,
+      async (fh) => {
+        const r = await build(fh, src, image, options, onWarning);
+        ino = (await fh.stat({ bigint: true })).ino;
+        return r;
+      },
+      await outputLimits(options, src, image),
+    );
     // A registry image's layers download while the first ones are converted: the time spent
     // waiting for them is part of "read source, stream data" and also reported on its own.
     const waited: Record<string, number> = image.waitedMs !== undefined ? { [WAIT_TIMING]: Math.round(image.waitedMs) } : {};
@@ -133,12 +158,26 @@ export async function convert(source: string | SourceSpec, output: string, optio
       const { image: _image, ...plain } = summary;
       const kept = await cache.store(key, output, { source: image.source, manifestDigest: image.manifestDigest, sizeBytes: summary.sizeBytes, toolVersion: version(), summary: plain }, options.minFreeBytes);
       if (!kept.stored) onWarning({ code: 'CACHE_SKIPPED', message: `The image was not kept in the image cache: ${kept.reason}` });
+      else await recordOutput(cache, key, output, ino, onWarning);
     }
     return { ...summary, ...(cache ? { cacheHit: false } : {}), output, source: src, warnings };
   } catch (e) {
     throw await preferDownloadFailure(image, e);
   } finally {
     await image.close?.();
+  }
+}
+
+/**
+ * Notes in the cache entry that `output` holds its image, so the next hit can leave it alone. The
+ * image is written either way: a cache that cannot be written to (read-only, full) only costs
+ * the next run a copy, and says so.
+ */
+async function recordOutput(cache: ImageCache, key: string, output: string, ino: bigint, onWarning: (w: Warning) => void): Promise<void> {
+  try {
+    await cache.recordOutput(key, output, ino);
+  } catch (e) {
+    onWarning({ code: 'CACHE_OUTPUT_NOT_RECORDED', message: `The image cache could not record ${output} as up to date (the next run copies it again): ${(e as Error).message}` });
   }
 }
 
@@ -169,6 +208,10 @@ export async function outputLimits(options: ConvertOptions, src: SourceSpec | nu
 
 /** convert()'s timing of resolving an image source (for a registry: manifests and config). */
 export const RESOLVE_TIMING = 'resolve image (download)';
+/** convert()'s timing, on a cache hit, of checking that the output is up to date. */
+export const UP_TO_DATE_TIMING = 'check output up to date';
+/** convert()'s timing, on a cache hit, of copying the cached image to the output. */
+export const COPY_TIMING = 'copy cached image';
 /** convert()'s timing of waiting for layer blobs still downloading (within the ingest timing). */
 export const WAIT_TIMING = 'of which waiting for layer downloads';
 

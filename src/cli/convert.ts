@@ -94,7 +94,7 @@ export async function convertCommand(argv: string[]): Promise<number> {
     },
   });
   progress.done();
-  if (result.cacheHit && !values.quiet) process.stderr.write(`cache hit: ${result.image?.manifestDigest} (built before with the same options)\n`);
+  if (result.cacheHit && !values.quiet) process.stderr.write(`cache hit: ${result.image?.manifestDigest} (built before with the same options${result.upToDate ? '; output already up to date, left as it is' : ''})\n`);
   if (values.json) {
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   } else if (!values.quiet) {

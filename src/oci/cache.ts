@@ -17,6 +17,7 @@ import { fail } from '../errors.js';
 import type { ImageSummary } from '../ext4/writer.js';
 import { defaultMinFree } from '../util/atomic.js';
 import { formatBytes } from '../util/size.js';
+import { fileIdentity, sameIdentity, type FileIdentity } from '../util/file-identity.js';
 import { BlobStore } from './blobstore.js';
 
 export { defaultCacheDir } from '../util/cache-dir.js';
@@ -30,7 +31,12 @@ export interface CachedImage {
   toolVersion: string;
   /** What the build reported (sizes, counts, UUID), returned again on a hit. */
   summary: ImageSummary;
+  /** Outputs this entry was written to, as they were right after (at most MAX_OUTPUTS, newest last). */
+  outputs?: FileIdentity[];
 }
+
+/** Output identities kept per entry (the oldest are forgotten: their next hit copies again). */
+const MAX_OUTPUTS = 16;
 
 let counter = 0;
 
@@ -60,6 +66,39 @@ export class ImageCache {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       return fail('CACHE_IO', 'look up cached image', (e as Error).message, p, e);
+    }
+  }
+
+  /**
+   * True when `output` is exactly the file `entry` last wrote there (same path, device, inode,
+   * size, mtime and ctime): a rebuild can leave it as it is, make-style.
+   */
+  async upToDate(entry: CachedImage, output: string): Promise<boolean> {
+    if (!entry.outputs?.length) return false;
+    const now = await fileIdentity(output);
+    return now !== null && entry.outputs.some((o) => sameIdentity(o, now));
+  }
+
+  /**
+   * Records that `output` now holds `key`'s image (call right after writing it). `ino` is the
+   * inode that was written: if another run has replaced the output since, nothing is recorded
+   * (its identity must never vouch for bytes this entry did not write). The metadata is
+   * rewritten atomically; a lost race between two runs only costs a later copy.
+   */
+  async recordOutput(key: string, output: string, ino: bigint): Promise<void> {
+    const meta = join(this.dir, `${key}.json`);
+    const id = await fileIdentity(output);
+    if (id === null || id.ino !== String(ino)) return;
+    const tmp = join(this.dir, `.${key}.${process.pid}.${counter++}.tmp.json`);
+    try {
+      const entry = JSON.parse(await readFile(meta, 'utf8')) as CachedImage;
+      const outputs = (entry.outputs ?? []).filter((o) => o.path !== id.path);
+      outputs.push(id);
+      await writeFile(tmp, JSON.stringify({ ...entry, outputs: outputs.slice(-MAX_OUTPUTS) }, null, 2) + '\n');
+      await rename(tmp, meta);
+    } catch (e) {
+      await unlink(tmp).catch(() => undefined); // best effort: the failure below is what matters
+      fail('CACHE_IO', 'record an output in the image cache', (e as Error).message, meta, e);
     }
   }
 
