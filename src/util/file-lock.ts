@@ -20,6 +20,7 @@ import { link, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fail } from '../errors.js';
+import { pidAlive } from './atomic.js';
 
 export interface FileLockOptions {
   /** How long acquire() waits for another process's lock before CACHE_LOCKED, in ms. Default 10 min. */
@@ -169,15 +170,7 @@ export class FileLock {
   }
 }
 
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: alive but someone else's.
-    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
+export { pidAlive };
 
 /** unlink(2) that treats a file already gone as done; other failures are CACHE_IO. */
 export async function unlinkIfPresent(path: string, what: string): Promise<void> {
