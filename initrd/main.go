@@ -206,6 +206,13 @@ func waitForDevice(path string, limit time.Duration) error {
 
 func mountRoot(a bootArgs) (string, error) {
 	_ = os.Mkdir(newRoot, 0o755)
+	return mountDevice(a, a.root, newRoot)
+}
+
+// mountDevice mounts dev on dir with the root's rules: the rootfstype= list (else ext4, then
+// every block filesystem the kernel has), rootflags=, ro/rw; a device that refuses rw is mounted
+// read-only, as the kernel does for its own root.
+func mountDevice(a bootArgs, dev, dir string) (string, error) {
 	var flags uintptr
 	if a.readOnly {
 		flags |= syscall.MS_RDONLY
@@ -221,14 +228,14 @@ func mountRoot(a bootArgs) (string, error) {
 			continue
 		}
 		tried[t] = true
-		err := syscall.Mount(a.root, newRoot, t, flags, a.rootflags)
+		err := syscall.Mount(dev, dir, t, flags, a.rootflags)
 		if err == nil {
 			return t, nil
 		}
 		errs = append(errs, t+": "+err.Error())
 		if err == syscall.EACCES && !a.readOnly {
 			// a read-only device (snapshot, write-protected): the kernel retries read-only too
-			if err2 := syscall.Mount(a.root, newRoot, t, flags|syscall.MS_RDONLY, a.rootflags); err2 == nil {
+			if err2 := syscall.Mount(dev, dir, t, flags|syscall.MS_RDONLY, a.rootflags); err2 == nil {
 				logLine("root device is read-only; mounted it read-only")
 				return t, nil
 			}

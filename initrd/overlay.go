@@ -72,27 +72,6 @@ func mountOverlayRoot(a bootArgs) (string, error) {
 	return "overlay of " + fstype, nil
 }
 
-// mountDevice mounts dev on dir with the root's type and flags rules.
-func mountDevice(a bootArgs, dev, dir string) (string, error) {
-	var flags uintptr
-	if a.readOnly {
-		flags |= syscall.MS_RDONLY
-	}
-	types := a.fstypes
-	if len(types) == 0 {
-		types = append([]string{"ext4"}, blockFilesystems()...)
-	}
-	var errs []string
-	for _, t := range types {
-		if err := syscall.Mount(dev, dir, t, flags, a.rootflags); err == nil {
-			return t, nil
-		} else {
-			errs = append(errs, t+": "+err.Error())
-		}
-	}
-	return "", errors.New("tried " + strings.Join(errs, "; "))
-}
-
 // growToDevice grows the ext4 mounted on dir to the size of dev when dev is larger (online
 // resize: the kernel adds block groups to the mounted filesystem). Returns the new size.
 func growToDevice(dev, dir string) (string, error) {
