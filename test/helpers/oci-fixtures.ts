@@ -112,6 +112,19 @@ export function buildComplexImage(dir: string, work: string): void {
   sh('umoci', ['raw', 'add-layer', '--image', `${layout}:v2`, '--tag', 'v3', layer3]);
 }
 
+/**
+ * An OCI layout at `layout` whose image `alpine` is a minirootfs tarball as one layer, with
+ * `umoci config` arguments applied (e.g. --architecture, --config.env). Needs root and umoci.
+ */
+export function alpineOciLayout(layout: string, bundle: string, tarball: string, configArgs: string[]): void {
+  sh('umoci', ['init', '--layout', layout]);
+  sh('umoci', ['new', '--image', `${layout}:alpine`]);
+  sh('umoci', ['unpack', '--image', `${layout}:alpine`, bundle]);
+  sh('tar', ['-xzf', tarball, '-C', join(bundle, 'rootfs')]);
+  sh('umoci', ['repack', '--image', `${layout}:alpine`, bundle]);
+  sh('umoci', ['config', '--image', `${layout}:alpine`, ...configArgs]);
+}
+
 /** umoci's own unpack of `ref`: the reference rootfs. */
 export function umociUnpack(layout: string, tag: string, dest: string): string {
   sh('umoci', ['unpack', '--image', `${layout}:${tag}`, dest]);

@@ -33,6 +33,7 @@ import { spawnSync } from 'node:child_process';
 import { SHARED, NO_SHARED, skipOrFail } from '../helpers/fixtures.js';
 import { rootforge } from '../helpers/cli.js';
 import { existsSync } from 'node:fs';
+import { alpineOciLayout } from '../helpers/oci-fixtures.js';
 
 const work = mkdtempSync(join(tmpdir(), 'rf-arm64-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
@@ -195,16 +196,7 @@ test('an OCI image for arm64: built with platform linux/arm64, the arm64 agent, 
   if (!agent.path) return skipOrFail(t, agent.why ?? 'no agent');
   const layout = join(work, 'oci');
   const bundle = join(work, 'bundle');
-  const run = (cmd: string, args: string[]) => {
-    const r = spawnSync(cmd, args);
-    assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
-  };
-  run('umoci', ['init', '--layout', layout]);
-  run('umoci', ['new', '--image', `${layout}:alpine`]);
-  run('umoci', ['unpack', '--image', `${layout}:alpine`, bundle]);
-  run('tar', ['-xzf', ALPINE_ARM64, '-C', join(bundle, 'rootfs')]);
-  run('umoci', ['repack', '--image', `${layout}:alpine`, bundle]);
-  run('umoci', ['config', '--image', `${layout}:alpine`, '--architecture', 'arm64', '--os', 'linux']);
+  alpineOciLayout(layout, bundle, ALPINE_ARM64, ['--architecture', 'arm64', '--os', 'linux']);
   const spec = resolveSpec({ from: `oci:${layout}:alpine`, platform: 'linux/arm64', init: 'wrapper' }, work, 'oci-arm64');
   const r = await buildImage(spec);
   assert.equal(r.arch, 'arm64');

@@ -21,6 +21,7 @@ import { tarEntries } from '../helpers/tar-writer.js';
 import { ALPINE_X86, cacheDir, NO_SHARED, skipOrFail } from '../helpers/fixtures.js';
 import { debianCloudKernel } from '../helpers/kernel.js';
 import { rootforge } from '../helpers/cli.js';
+import { alpineOciLayout } from '../helpers/oci-fixtures.js';
 
 const work = mkdtempSync(join(tmpdir(), 'rf-boot-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
@@ -111,16 +112,7 @@ test('an OCI-based image boots and sees its image config', { timeout: 300_000 },
   if (process.getuid?.() !== 0 || spawnSync('umoci', ['--version']).status !== 0) return skipOrFail(t, 'making the OCI image needs root and umoci');
   const layout = join(work, 'oci');
   const bundle = join(work, 'bundle');
-  const run = (cmd: string, args: string[]) => {
-    const r = spawnSync(cmd, args);
-    assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
-  };
-  run('umoci', ['init', '--layout', layout]);
-  run('umoci', ['new', '--image', `${layout}:alpine`]);
-  run('umoci', ['unpack', '--image', `${layout}:alpine`, bundle]);
-  run('tar', ['-xzf', ALPINE_X86, '-C', join(bundle, 'rootfs')]);
-  run('umoci', ['repack', '--image', `${layout}:alpine`, bundle]);
-  run('umoci', ['config', '--image', `${layout}:alpine`, '--config.env', 'GREETING=from-the-image', '--config.workingdir', '/srv']);
+  alpineOciLayout(layout, bundle, ALPINE_X86, ['--config.env', 'GREETING=from-the-image', '--config.workingdir', '/srv']);
   const specPath = join(work, 'oci.yaml');
   writeFileSync(specPath, `from: oci:${layout}:alpine\nagent: builtin\ninit: wrapper\nhostname: oci-box\n`);
   const spec = await loadSpec(specPath);
