@@ -6,9 +6,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { isRootforgeError } from '../../src/errors.js';
 import { checkLock, lockDifferences, lockedIncludes, lockInputs, makeLock, type LockFile } from '../../src/sources/debian/lock.js';
 import { armor, DEB_CACHE_IN, DEB_CACHE_OUT, extraSourcesText, mmdebstrapArgs, mmdebstrapError, PACKAGES_HOOK } from '../../src/sources/debian/mmdebstrap.js';
@@ -156,7 +157,14 @@ test('not root and no user namespaces for this user: DEBIAN_NO_MODE names the fi
   if (process.getuid?.() !== 0) return t.skip('needs root to switch to nobody');
   const setpriv = spawnSync('setpriv', ['--version']);
   if (setpriv.status !== 0) return skipOrFail(t, 'setpriv (util-linux) is missing');
-  const mod = new URL('../../src/sources/debian/host.js', import.meta.url).href;
+  // nobody must be able to read the modules: the checkout may sit under a private directory
+  // (a 0700 mktemp dir), so the compiled sources run from a world-readable copy
+  const copy = mkdtempSync(join(tmpdir(), 'rf-nobody-'));
+  chmodSync(copy, 0o755);
+  cpSync(new URL('../../src/', import.meta.url).pathname, join(copy, 'src'), { recursive: true });
+  writeFileSync(join(copy, 'package.json'), '{"type":"module"}\n');
+  t.after(() => rmSync(copy, { recursive: true, force: true }));
+  const mod = pathToFileURL(join(copy, 'src/sources/debian/host.js')).href;
   const script = `import(${JSON.stringify(mod)}).then((m) => { try { console.log(m.chooseMode()); } catch (e) { console.log(e.code + ' ' + e.message); } })`;
   const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], { encoding: 'utf8', cwd: '/' });
   assert.equal(r.status, 0, r.stderr);
