@@ -41,6 +41,9 @@ Tar inputs (minbase, devbox):
   ours    rootforge convert tar:IN -o OUT --size auto (child process; peak RSS measured)
   A       fakeroot: tar -x into a staging dir + mke2fs -d, then e2fsck -fy, resize2fs -M, truncate
   B       as root: mke2fs + loop mount + tar -x + umount, then the same shrink (skipped if not root)
+  T       hcsshim's tar2ext4 + fsync, when $ROOTFORGE_BENCH_TAR2EXT4 or tar2ext4 on PATH names a
+          binary (not packaged; build cmd/tar2ext4 from github.com/microsoft/hcsshim); its
+          images' e2fsck verdict is reported, not required
 
 Boot (no pipelines to compare; a target instead): the scratch and Alpine examples built and booted
 N times each under QEMU with the default kernel (made from linux-image-cloud-amd64 if the kernel
@@ -66,7 +69,7 @@ Options:
   --boot-only           only the boot benchmark
   --instances           only the instance benchmark: 100 \`instance create\` of the devbox image
                         (minbase with --quick) against cp + debugfs + resize2fs (--runs times)
-  --pipelines LIST      comma-separated subset of ours,A,B,C,gunzip,zlib (default: all)
+  --pipelines LIST      comma-separated subset of ours,A,B,T,C,gunzip,zlib (default: all)
   --distro              only the distro benchmark: examples/devbox.yaml built by rootforge
                         (mmdebstrap → pipe → ext4) against the same mmdebstrap writing its tar
                         to /dev/null (goal ≤ 1.10×) and the seed's pipeline without Docker
@@ -83,7 +86,7 @@ devbox-registry) and latest.json (all inputs of the run).
 Exit status: 0 when every pipeline ran and every image passed e2fsck (targets missed or not),
 1 when a pipeline or a check failed, 2 on a usage error.`;
 
-const IDS: readonly PipelineId[] = ['ours', 'A', 'B', 'C', 'gunzip', 'zlib'];
+const IDS: readonly PipelineId[] = ['ours', 'A', 'B', 'T', 'C', 'gunzip', 'zlib'];
 
 export function parseOptions(argv: string[]): BenchOptions {
   let values;

@@ -8,6 +8,10 @@
  *         and truncate
  *   B     the privileged one (root only): mke2fs an overallocated file, loop-mount it, tar -x
  *         into it, unmount, then the same shrink tail as A
+ *   T     hcsshim's tar2ext4 (Go), the fastest tar → ext4 writer we know, when a binary is given
+ *         ($ROOTFORGE_BENCH_TAR2EXT4 or `tar2ext4` on PATH; it is not packaged in Debian), plus an
+ *         fsync of its image as ours has. Its images are known to fail e2fsck (bitmap padding),
+ *         so the harness records e2fsck's verdict for it instead of failing the run.
  */
 import { mkdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -19,7 +23,7 @@ import type { OursReport } from './run-ours.js';
 import type { TarStats } from './tarstats.js';
 
 /** ours, A, B: tar inputs. ours, C, gunzip, zlib: the registry input (registry-pipelines.ts). */
-export type PipelineId = 'ours' | 'A' | 'B' | 'C' | 'gunzip' | 'zlib';
+export type PipelineId = 'ours' | 'A' | 'B' | 'T' | 'C' | 'gunzip' | 'zlib';
 
 export interface RunContext {
   /** The input tar (registry input: the image reference, HOST/REPO:TAG). */
@@ -46,6 +50,8 @@ export interface RunOutcome {
 export interface Pipeline {
   id: PipelineId;
   title: string;
+  /** The image is expected to fail e2fsck -fn: record the verdict instead of failing the run. */
+  fsckReportOnly?: boolean;
   /** Why this pipeline cannot run here, or undefined when it can. */
   skipReason(): string | undefined;
   run(ctx: RunContext): Promise<RunOutcome>;
@@ -149,4 +155,27 @@ export const pipelineB: Pipeline = {
   },
 };
 
-export const PIPELINES: readonly Pipeline[] = [ours, pipelineA, pipelineB];
+/** hcsshim's tar2ext4 binary: $ROOTFORGE_BENCH_TAR2EXT4, else `tar2ext4` on PATH. */
+function tar2ext4Binary(): string | undefined {
+  return process.env['ROOTFORGE_BENCH_TAR2EXT4'] || findTool('tar2ext4');
+}
+
+export const pipelineT: Pipeline = {
+  id: 'T',
+  title: "hcsshim tar2ext4 (Go) + fsync",
+  fsckReportOnly: true,
+  skipReason() {
+    if (tar2ext4Binary() === undefined) return 'no tar2ext4 binary (set ROOTFORGE_BENCH_TAR2EXT4 or put tar2ext4 on PATH; build it from github.com/microsoft/hcsshim cmd/tar2ext4)';
+    return findTool('sync') === undefined ? 'missing sync' : undefined;
+  },
+  async run({ input, dir }) {
+    const image = join(dir, 't.img');
+    const t0 = performance.now();
+    const conv = await exec(tar2ext4Binary()!, ['-i', input, '-o', image]);
+    // coreutils `sync FILE` fsyncs that file: the same durability as ours' fsync
+    const sync = await exec(requireTool('sync'), [image]);
+    return { seconds: since(t0), steps: { tar2ext4: conv.seconds, fsync: sync.seconds }, image };
+  },
+};
+
+export const PIPELINES: readonly Pipeline[] = [ours, pipelineA, pipelineB, pipelineT];

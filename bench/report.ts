@@ -34,6 +34,8 @@ export interface RunRecord {
   /** Host bytes allocated for the image (it may be sparse). */
   imageDiskBytes?: number;
   peakRssMiB?: number;
+  /** Pipelines whose images may fail e2fsck (T): whether this one passed `e2fsck -fn`. */
+  fsckClean?: boolean;
   details?: Record<string, unknown>;
 }
 
@@ -156,6 +158,7 @@ export function summarize(result: InputResult): void {
   result.targets = [
     check('ours vs pipeline A (speedup)', `≥ ${TARGETS.speedupVsA}×`, speedup('A'), (v) => v >= TARGETS.speedupVsA),
     check('ours vs pipeline B (speedup)', `≥ ${TARGETS.speedupVsB}×`, speedup('B'), (v) => v >= TARGETS.speedupVsB),
+    check('ours vs hcsshim tar2ext4 (speedup)', '≥ 1×', speedup('T'), (v) => v >= 1),
     ...common,
   ];
 }

@@ -73,7 +73,8 @@ function timedRun(p: Pipeline, input: string, stats: TarStats, hooks: RunHooks):
     const out = await p.run({ input, stats, dir, cleanups });
     const rec: RunRecord = { seconds: out.seconds, steps: out.steps };
     if (out.image !== undefined) {
-      await fsckClean(out.image);
+      if (p.fsckReportOnly) rec.fsckClean = await fsckClean(out.image).then(() => true, () => false);
+      else await fsckClean(out.image);
       const size = await imageSize(out.image);
       rec.imageBytes = size.bytes;
       rec.imageDiskBytes = size.diskBytes;
@@ -113,7 +114,8 @@ export async function runPipelines(
       const rec = await timedRun(p, input, stats, hooks);
       if (timed) pr.runs.push(rec);
       const rss = rec.peakRssMiB === undefined ? '' : `, peak RSS ${rec.peakRssMiB.toFixed(0)} MiB`;
-      const image = rec.imageBytes === undefined ? '' : `, image ${rec.imageBytes} bytes${rss}, e2fsck -fn clean`;
+      const fsck = rec.fsckClean === false ? 'e2fsck -fn NOT clean' : 'e2fsck -fn clean';
+      const image = rec.imageBytes === undefined ? '' : `, image ${rec.imageBytes} bytes${rss}, ${fsck}`;
       log(`${name} ${p.id} ${label}: ${rec.seconds.toFixed(2)} s${image}`);
     } catch (e) {
       if (interrupted) throw e;

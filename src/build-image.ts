@@ -6,6 +6,8 @@
  */
 import { ingestSource, outputLimits, parseSource, preferDownloadFailure, resolveImage, type ConvertOptions } from './convert.js';
 import type { FileHandle } from 'node:fs/promises';
+import { BuildRecords, buildKey } from './build-cache.js';
+import { defaultCacheDir } from './util/cache-dir.js';
 import { Ext4Writer, type ImageSummary } from './ext4/writer.js';
 import { formatPlatform, parsePlatform } from './oci/manifest.js';
 import type { Platform, ResolvedImage } from './oci/types.js';
@@ -38,6 +40,12 @@ export interface BuildOptions {
   onWarning?: (w: Warning) => void;
   /** from: debian:… — also keep mmdebstrap's tar at this path (tests and benchmarks reuse it). */
   debianTarCopy?: string;
+  /**
+   * Skip the build when the output still holds what an earlier build of the same spec and inputs
+   * wrote there (make-style; records in `<image.cacheDir>/builds`, see build-cache.ts for what the
+   * key covers). Default true.
+   */
+  cache?: boolean;
 }
 
 export interface BuildResult extends ImageSummary {
@@ -51,6 +59,12 @@ export interface BuildResult extends ImageSummary {
   debian?: { suite: string; codename: string | undefined; architecture: string; mode: string; epoch: number; lock: string | undefined; packages: InstalledPackage[] };
   /** Alpine packages installed (spec packages/profile): what, the lock, scripts left for first boot. */
   alpine?: AlpineStepResult | undefined;
+  /** With the cache on: true when the output was already up to date and left alone (no build ran). */
+  cacheHit?: boolean;
+  /** On a hit: always true (the output held exactly this build's image). */
+  upToDate?: boolean;
+  /** Why this build could not be skipped even if nothing changed (an unlocked package set, say). */
+  cacheSkipped?: string;
 }
 
 /** parsePlatform, with the uname names of architectures accepted (linux/aarch64 is linux/arm64). */
@@ -86,16 +100,40 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
   let arch = '';
   let alpineResult: AlpineStepResult | undefined;
   let summary: ImageSummary;
+  // Not with debianTarCopy: the tar is made only by a build that runs mmdebstrap.
+  const records = options.cache === false || options.debianTarCopy !== undefined ? null : new BuildRecords(options.image?.cacheDir ?? defaultCacheDir());
+  let cacheSkipped: string | undefined;
   try {
+    const keyed = records ? await buildKey({ spec, timestamp: options.timestamp, src, image, debian: debianPlan, alpine }) : null;
+    cacheSkipped = keyed?.reason;
+    const key = keyed?.key;
+    if (records && key !== undefined) {
+      const hit = await records.lookup(key, spec.output);
+      if (hit) return { ...(hit as BuildResult), output: spec.output, cacheHit: true, upToDate: true };
+    }
     // Never fill the disk, as convert does.
     const limits = await outputLimits(options.image ?? {}, src, image);
-    summary = await writeAtomically(spec.output, writeImage, limits);
+    let ino = 0n;
+    summary = await writeAtomically(
+      spec.output,
+      async (fh) => {
+        const r = await writeImage(fh);
+        ino = (await fh.stat({ bigint: true })).ino;
+        return r;
+      },
+      limits,
+    );
+    const result: BuildResult = { ...summary, output: spec.output, arch, init: initPath(spec), warnings, provisioned: changed, ...(debian ? { debian } : {}), alpine: alpineResult };
+    if (records && key !== undefined) {
+      await records.record(key, spec.output, ino, result, onWarning);
+      return { ...result, cacheHit: false };
+    }
+    return { ...result, ...(cacheSkipped !== undefined ? { cacheSkipped } : {}) };
   } catch (e) {
     throw image ? await preferDownloadFailure(image, e) : e;
   } finally {
     await image?.close?.(); // a registry image's background downloads, connections
   }
-  return { ...summary, output: spec.output, arch, init: initPath(spec), warnings, provisioned: changed, ...(debian ? { debian } : {}), alpine: alpineResult };
 
   async function writeImage(fh: FileHandle): Promise<ImageSummary> {
     const writer = new Ext4Writer(fh, {

@@ -26,7 +26,9 @@ Options:
                         the agent's architecture, the image of a multi-platform base
   --creds USER:PASS     registry credentials for a docker:// base
   --tls-verify=false    accept any TLS certificate
-  --cache-dir DIR       blob cache (default $XDG_CACHE_HOME/rootforge)
+  --cache-dir DIR       blob cache and build records (default $XDG_CACHE_HOME/rootforge)
+  --no-cache            build even when the output is up to date (same spec, same inputs,
+                        output untouched since that build wrote it)
   --emit-firecracker-config FILE
                         also write a Firecracker VM config (--config-file) that boots the
                         image with --kernel (vsock socket: <image>.vsock)
@@ -50,6 +52,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       creds: { type: 'string' },
       'tls-verify': { type: 'string' },
       'cache-dir': { type: 'string' },
+      'no-cache': { type: 'boolean' },
       quiet: { type: 'boolean', short: 'q' },
       json: { type: 'boolean' },
       'emit-firecracker-config': { type: 'string' },
@@ -77,6 +80,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const progress = new ProgressLine(!values.quiet && process.stderr.isTTY === true);
   const result = await buildImage(spec, {
     ...(epoch ? { timestamp: Number(epoch) } : {}),
+    ...(values['no-cache'] ? { cache: false } : {}),
     image: {
       ...(img.creds ? { creds: img.creds } : {}),
       ...(img.tlsVerify !== undefined ? { tlsVerify: img.tlsVerify } : {}),
@@ -127,7 +131,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   if (values.json) process.stdout.write(JSON.stringify({ ...result, ...(formatted ? { format: formatted } : {}), ...(pushed ? { push: pushed } : {}) }, null, 2) + '\n');
   else if (!values.quiet) {
     process.stderr.write(
-      `${result.output}: ${formatBytes(result.sizeBytes)}, linux/${result.arch}, init ${result.init}, ` +
+      `${result.output}: ${result.cacheHit ? 'up to date (same spec and inputs; --no-cache builds anyway), ' : ''}${formatBytes(result.sizeBytes)}, linux/${result.arch}, init ${result.init}, ` +
         `${result.files} files, ${formatBytes(result.freeBlocks * 4096)} free, UUID ${result.uuid}` +
         (result.alpine ? `, ${result.alpine.installed.length} Alpine packages installed, ${result.alpine.pending.length} scripts for the first boot` : '') + '\n',
     );

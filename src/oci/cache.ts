@@ -5,6 +5,8 @@
  *   images/<key>.ext4      finished images; key = sha256 of (tool version, source, manifest
  *   images/<key>.json      digest, every option that changes the bytes) — so a moved tag (a new
  *                          manifest digest) rebuilds and an unchanged one is a hit
+ *   builds/<key>.json      `rootforge build`'s records: which outputs hold which build (no image;
+ *                          see build-cache.ts)
  *
  * Entries appear by atomic rename, so concurrent runs on one key are safe (the last identical
  * copy wins) and an interrupted run leaves no half entry behind, only a temporary file that
@@ -168,6 +170,9 @@ export class ImageCache {
     };
     if (opts.images) {
       for (const n of await readdir(this.dir).catch(() => [] as string[])) await drop(join(this.dir, n));
+      // `rootforge build`'s records of up-to-date outputs (build-cache.ts): small, no images
+      const builds = join(this.root, 'builds');
+      for (const n of await readdir(builds).catch(() => [] as string[])) await drop(join(builds, n));
     }
     if (opts.blobs) {
       // Unfinished downloads of dead processes first (a live fetcher's partial stays).
