@@ -19,8 +19,14 @@ import type { BlockRun, Content } from '../tree/types.js';
 import { BlockAllocator } from './alloc.js';
 import { BLOCK_SIZE, MAX_EXTENT_LEN, MAX_FILE_BLOCKS } from './format.js';
 
-/** A batch is written once it holds this many bytes ... */
-const BATCH_BYTES = 8 * 1024 * 1024;
+/**
+ * A batch is written once it holds this many bytes ... Small batches keep the bytes in the CPU
+ * cache between the read that brought them and the write that copies them into the page cache:
+ * on the devbox, 1 MiB batches (and 512 KiB reads in a ring of 8) took the write's system time
+ * from ≈ 2.2 s to ≈ 0.9 s against 8 MiB batches, and let reading run ahead of writing (a ring
+ * smaller than a batch made every wrap wait for the batch being written).
+ */
+const BATCH_BYTES = 1024 * 1024;
 /** ... or this many buffers (Linux IOV_MAX is 1024). */
 const BATCH_IOV = 1000;
 const MAX_IN_FLIGHT = 3;

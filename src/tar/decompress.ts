@@ -45,10 +45,14 @@ export interface OpenOptions {
   recycle?: (buffer: ArrayBufferLike) => Promise<void>;
 }
 
-/** Buffers in the recycling ring: one being consumed, one being read, the rest being written. */
-const RING = 6;
+/**
+ * Buffers in the recycling ring: one being consumed, one being read, the rest being written. The
+ * ring (4 MiB) is several times the data sink's batch (1 MiB), so a buffer is free again by the
+ * time reading wraps around to it and reading never waits for a write.
+ */
+const RING = 8;
 
-const DEFAULT_CHUNK = 1 << 20;
+const DEFAULT_CHUNK = 512 << 10;
 /** Output buffer size for zstd on this thread (the worker has its own). */
 const ZSTD_OUT_CHUNK = 1 << 20;
 /** Bytes needed to recognise every magic we know. */
