@@ -54,6 +54,6 @@ async function* closed(fh: FileHandle): AsyncGenerator<Buffer> {
 /** The uncompressed tar of a layer whose blob bytes are `raw`, checked against its digest as it streams. */
 export async function layerTar(descriptor: Descriptor, raw: AsyncIterable<Buffer>): Promise<AsyncIterable<Buffer>> {
   const verified = verifyDigest(raw, descriptor.digest, descriptor.size, `read layer ${descriptor.digest}`);
-  const archive = await openArchiveStream(verified);
+  const archive = await openArchiveStream(verified, { reuseOutput: true }); // see Layer.open
   return archive.stream;
 }

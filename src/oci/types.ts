@@ -73,7 +73,11 @@ export interface ImageConfig {
 /** A layer ready to be read: its descriptor and a way to stream its uncompressed tar. */
 export interface Layer {
   descriptor: Descriptor;
-  /** Opens the layer's tar (decompressed, digest-verified as it streams). */
+  /**
+   * Opens the layer's tar (decompressed, digest-verified as it streams). A chunk of a compressed
+   * layer is a view of the decompressor's reused buffer, valid only until the next chunk is asked
+   * for: copy what you keep.
+   */
   open(): Promise<AsyncIterable<Buffer>>;
 }
 

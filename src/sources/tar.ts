@@ -13,14 +13,16 @@ import type { IngestContext } from './types.js';
 
 export async function ingestTar(path: string, ctx: IngestContext): Promise<void> {
   if (path === '-') {
-    const archive = await openArchiveStream(process.stdin);
+    const archive = await openArchiveStream(process.stdin, { reuseOutput: true }); // bodies are copied: zeroCopy is off
     await ingestTarStream(archive.stream, ctx, () => ({ done: archive.bytesRead(), total: undefined }));
     return;
   }
   // Plain tars are read into a ring of reused buffers; bodies are written straight from them,
   // so a buffer is reused only once the writes reading it are done.
-  const archive = await openArchive(path, { recycle: (buf) => ctx.writer.data.settle(buf) });
-  // the recycled buffers make zero-copy safe; a decompressor's fresh chunks are copied instead
+  // A compressed archive's chunks are views of the decompressor's reused buffers (reuseOutput),
+  // valid until the next chunk: the data sink copies them (zeroCopy off) before asking for more.
+  const archive = await openArchive(path, { recycle: (buf) => ctx.writer.data.settle(buf), reuseOutput: true });
+  // the recycled read buffers make zero-copy safe for a plain tar
   ctx.writer.data.zeroCopy = archive.compression === 'none';
   try {
     await ingestTarStream(archive.stream, ctx, () => ({ done: archive.bytesRead(), total: archive.compressedSize }));

@@ -4,18 +4,17 @@
  * the gzip / zstd magic, else a known but unsupported magic is named in the error.
  *
  * Every chunk handed out is a fresh buffer (or a view of one that is never written again), so the
- * tar reader can pass views of them on as file bodies without copying. Files are read in large
- * chunks with one read kept in flight ahead of the consumer.
+ * tar reader can pass views of them on as file bodies without copying — unless the caller opts
+ * into reused buffers (`recycle` for plain files, `reuseOutput` for compressed input). Files are
+ * read in large chunks with one read kept in flight ahead of the consumer.
  *
+ * Decompression runs on a worker thread (inflate-worker.ts) into a shared ring of buffers:
  *   gzip  node:zlib gunzip (concatenated members too); trailing zero padding is fine, trailing
  *         garbage is reported as TAR_BAD_COMPRESSION (GNU gzip only warns about it)
- *   zstd  zstd-napi's streaming DCtx, driven directly so output comes in large chunks
+ *   zstd  zstd-napi's streaming DCtx, decompressing straight into the ring
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { Readable, pipeline } from 'node:stream';
 import { Worker } from 'node:worker_threads';
-import { createGunzip } from 'node:zlib';
-import zstd from 'zstd-napi/binding.js';
 import { RootforgeError, cannot, fail, isRootforgeError } from '../errors.js';
 import { BLOCK, checksumMatches } from './header.js';
 
@@ -43,6 +42,12 @@ export interface OpenOptions {
    * buffer is read into again and must resolve once nothing reads views of it any more.
    */
   recycle?: (buffer: ArrayBufferLike) => Promise<void>;
+  /**
+   * Compressed input: hand out views of the decompressor's reused output buffers, each valid only
+   * until the next chunk is asked for (saves a copy and, above all, the garbage collections that
+   * gigabytes of fresh buffers cause). Only for a consumer that copies what it keeps. Default false.
+   */
+  reuseOutput?: boolean;
 }
 
 /**
@@ -53,8 +58,6 @@ export interface OpenOptions {
 const RING = 8;
 
 const DEFAULT_CHUNK = 512 << 10;
-/** Output buffer size for zstd on this thread (the worker has its own). */
-const ZSTD_OUT_CHUNK = 1 << 20;
 /** Bytes needed to recognise every magic we know. */
 const MAGIC_BYTES = BLOCK;
 
@@ -90,11 +93,11 @@ export async function openArchive(path: string, options: OpenOptions = {}): Prom
   // Compressed input goes to the decompressor, which may still read a chunk after we move on.
   const recycle = compression === 'none' ? options.recycle : undefined;
   const raw = fileChunks(fh, first, chunkSize, counter, path, recycle);
-  return { stream: decompress(raw, compression), compression, compressedSize: size, bytesRead: () => counter.n };
+  return { stream: decompress(raw, compression, options.reuseOutput === true), compression, compressedSize: size, bytesRead: () => counter.n };
 }
 
 /** Same for an already open stream (stdin for "-"). Reads just enough to recognise the format. */
-export async function openArchiveStream(source: AsyncIterable<Uint8Array>): Promise<OpenedArchive> {
+export async function openArchiveStream(source: AsyncIterable<Uint8Array>, options: Pick<OpenOptions, 'reuseOutput'> = {}): Promise<OpenedArchive> {
   const it = source[Symbol.asyncIterator]();
   const head: Buffer[] = [];
   let have = 0;
@@ -136,7 +139,7 @@ export async function openArchiveStream(source: AsyncIterable<Uint8Array>): Prom
       if (!ended) await it.return?.();
     }
   }
-  return { stream: decompress(chunks(), compression), compression, compressedSize: undefined, bytesRead: () => counter.n };
+  return { stream: decompress(chunks(), compression, options.reuseOutput === true), compression, compressedSize: undefined, bytesRead: () => counter.n };
 }
 
 /** Recognises the input from its first bytes (magic numbers from src/util/compression.ts). */
@@ -148,9 +151,8 @@ export function detect(head: Buffer, what: string): Compression {
   return fail('TAR_UNSUPPORTED_COMPRESSION', 'read archive', `${COMPRESSION_LABEL[found]} compression is not supported (use gzip, zstd or plain tar)`, what);
 }
 
-function decompress(raw: AsyncGenerator<Buffer, void, undefined>, compression: Compression): AsyncIterable<Buffer> {
-  if (compression === 'gzip') return gunzip(raw);
-  if (compression === 'zstd') return process.env['ROOTFORGE_ZSTD_THREAD'] === 'main' ? unzstdHere(raw) : unzstd(raw);
+function decompress(raw: AsyncGenerator<Buffer, void, undefined>, compression: Compression, reuse: boolean): AsyncIterable<Buffer> {
+  if (compression === 'gzip' || compression === 'zstd') return ringDecompress(raw, compression, reuse);
   return raw;
 }
 
@@ -214,27 +216,20 @@ async function* fileChunks(
   }
 }
 
-async function* gunzip(raw: AsyncGenerator<Buffer, void, undefined>): AsyncGenerator<Buffer, void, undefined> {
-  const z = createGunzip({ chunkSize: 1 << 20 });
-  let pipeError: Error | undefined;
-  pipeline(Readable.from(raw, { objectMode: false }), z, (err) => {
-    pipeError = err ?? undefined; // also surfaces through the iteration below; kept to rethrow if not
-  });
-  try {
-    for await (const chunk of z) yield chunk as Buffer;
-  } catch (e) {
-    throw compressionError(e, 'gzip');
-  }
-  if (pipeError !== undefined) throw compressionError(pipeError, 'gzip');
-}
+/** Shared output ring of the decompression worker: slots × slot size (4 MiB in all). */
+const RING_SLOTS = 4;
+const SLOT_BYTES = 1 << 20;
 
 /**
- * zstd on a worker thread (zstd-worker.ts) while this one parses and writes. Output chunks are
- * the worker's buffers, transferred, never written again; compressed input is copied over.
+ * gzip or zstd on a worker thread (inflate-worker.ts) while this thread parses and writes. The
+ * worker fills slots of a SharedArrayBuffer ring; this thread allocates nothing per chunk. With
+ * `reuse`, a chunk handed out is a view of its slot, valid until the next chunk is asked for (the
+ * slot is then given back to the worker); without it, each chunk is copied out first.
  */
-async function* unzstd(raw: AsyncGenerator<Buffer, void, undefined>): AsyncGenerator<Buffer, void, undefined> {
-  const worker = new Worker(new URL('./zstd-worker.js', import.meta.url));
-  const ready: Buffer[] = [];
+async function* ringDecompress(raw: AsyncGenerator<Buffer, void, undefined>, format: 'gzip' | 'zstd', reuse: boolean): AsyncGenerator<Buffer, void, undefined> {
+  const ring = new SharedArrayBuffer(RING_SLOTS * SLOT_BYTES);
+  const worker = new Worker(new URL('./inflate-worker.js', import.meta.url), { workerData: { format, ring, slotBytes: SLOT_BYTES } });
+  const ready: { slot: number; length: number }[] = [];
   let finished: { inFrame: boolean } | null = null;
   let failure: unknown = null;
   let wake: (() => void) | null = null;
@@ -243,20 +238,25 @@ async function* unzstd(raw: AsyncGenerator<Buffer, void, undefined>): AsyncGener
     wake = null;
     w?.();
   };
+  let feeding: Promise<void> | null = null;
   const feed = () => {
-    raw.next().then(
-      (r) => worker.postMessage(r.done === true ? { end: true } : { input: r.value }),
+    feeding = raw.next().then(
+      (r) => {
+        feeding = null;
+        worker.postMessage(r.done === true ? { end: true } : { input: r.value });
+      },
       (e: unknown) => {
+        feeding = null;
         failure ??= e;
         notify();
       },
     );
   };
-  worker.on('message', (m: { out?: ArrayBuffer; length?: number; need?: boolean; done?: boolean; inFrame?: boolean; error?: string }) => {
-    if (m.out) ready.push(Buffer.from(m.out, 0, m.length));
+  worker.on('message', (m: { slot?: number; length?: number; need?: boolean; done?: boolean; inFrame?: boolean; error?: string; code?: string }) => {
+    if (m.slot !== undefined) ready.push({ slot: m.slot, length: m.length! });
     else if (m.need) return feed();
     else if (m.done) finished = { inFrame: m.inFrame === true };
-    else if (m.error !== undefined) failure ??= compressionError(new Error(m.error), 'zstd');
+    else if (m.error !== undefined) failure ??= compressionError(Object.assign(new Error(m.error), { code: m.code }), format);
     notify();
   });
   worker.on('error', (e) => {
@@ -264,15 +264,23 @@ async function* unzstd(raw: AsyncGenerator<Buffer, void, undefined>): AsyncGener
     notify();
   });
   worker.on('exit', (code) => {
-    if (!finished) failure ??= new Error(`zstd worker exited (${code})`);
+    if (!finished) failure ??= new Error(`${format} worker exited (${code})`);
     notify();
   });
   try {
     for (;;) {
       if (ready.length > 0) {
-        const chunk = ready.shift()!;
-        worker.postMessage({ ack: true });
-        yield chunk;
+        const { slot, length } = ready.shift()!;
+        const view = Buffer.from(ring, slot * SLOT_BYTES, length);
+        if (reuse) {
+          yield view;
+          worker.postMessage({ free: slot }); // asked for the next chunk: done with this one
+        } else {
+          const copy = Buffer.allocUnsafe(length);
+          view.copy(copy);
+          worker.postMessage({ free: slot });
+          yield copy;
+        }
         continue;
       }
       if (failure) throw failure;
@@ -281,37 +289,14 @@ async function* unzstd(raw: AsyncGenerator<Buffer, void, undefined>): AsyncGener
     }
   } finally {
     await worker.terminate();
-    await raw.return();
+    // An input read still in flight (a stalled download, when we stop early or failed) would
+    // hold up return() until it settles: close the input after it, without waiting here. Its
+    // outcome no longer matters: the output it was for is abandoned.
+    const inFlight = feeding as Promise<void> | null;
+    if (inFlight) void inFlight.then(() => raw.return()).then(undefined, () => undefined);
+    else await raw.return();
   }
   if ((finished as { inFrame: boolean } | null)?.inFrame) fail('TAR_BAD_COMPRESSION', 'read archive', 'zstd data ends inside a frame (truncated)');
-}
-
-/** zstd on this thread (kept for comparison in benchmarks: ROOTFORGE_ZSTD_THREAD=main). */
-async function* unzstdHere(raw: AsyncGenerator<Buffer, void, undefined>): AsyncGenerator<Buffer, void, undefined> {
-  const dctx = new zstd.DCtx();
-  let inFrame = false;
-  for await (const input of raw) {
-    let src = input;
-    for (;;) {
-      const out = Buffer.allocUnsafeSlow(ZSTD_OUT_CHUNK);
-      let ret: number;
-      let produced: number;
-      let consumed: number;
-      try {
-        [ret, produced, consumed] = dctx.decompressStream(out, src);
-      } catch (e) {
-        throw compressionError(e, 'zstd');
-      }
-      src = src.subarray(consumed);
-      // a call that neither read nor wrote (empty input after a finished frame) says nothing
-      // about the frame: its return is the next frame header's size
-      if (consumed > 0 || produced > 0) inFrame = ret !== 0;
-      if (produced > 0) yield out.subarray(0, produced);
-      // Input used up and output not full: the context holds nothing more (zstd's own rule).
-      if (src.length === 0 && produced < out.length) break;
-    }
-  }
-  if (inFrame) fail('TAR_BAD_COMPRESSION', 'read archive', 'zstd data ends inside a frame (truncated)');
 }
 
 /** Data errors from a decompressor become TAR_BAD_COMPRESSION; our own and I/O errors pass through. */
