@@ -216,45 +216,66 @@ async function* fileChunks(
   }
 }
 
-/** Shared output ring of the decompression worker: slots × slot size (4 MiB in all). */
+/** Shared rings of the decompression worker: output slots and input slots (6 MiB in all). */
 const RING_SLOTS = 4;
 const SLOT_BYTES = 1 << 20;
+const IN_SLOTS = 4;
+const IN_SLOT_BYTES = 512 << 10;
 
 /**
  * gzip or zstd on a worker thread (inflate-worker.ts) while this thread parses and writes. The
- * worker fills slots of a SharedArrayBuffer ring; this thread allocates nothing per chunk. With
- * `reuse`, a chunk handed out is a view of its slot, valid until the next chunk is asked for (the
- * slot is then given back to the worker); without it, each chunk is copied out first.
+ * compressed input is copied into slots of one shared ring and the worker decompresses into
+ * slots of another, so this thread allocates and serializes nothing per chunk. With `reuse`, a
+ * chunk handed out is a view of its slot, valid until the next chunk is asked for (the slot is
+ * then given back to the worker); without it, each chunk is copied out first.
  */
 async function* ringDecompress(raw: AsyncGenerator<Buffer, void, undefined>, format: 'gzip' | 'zstd', reuse: boolean): AsyncGenerator<Buffer, void, undefined> {
   const ring = new SharedArrayBuffer(RING_SLOTS * SLOT_BYTES);
-  const worker = new Worker(new URL('./inflate-worker.js', import.meta.url), { workerData: { format, ring, slotBytes: SLOT_BYTES } });
+  const inRing = new SharedArrayBuffer(IN_SLOTS * IN_SLOT_BYTES);
+  const inViews = Array.from({ length: IN_SLOTS }, (_, i) => Buffer.from(inRing, i * IN_SLOT_BYTES, IN_SLOT_BYTES));
+  const worker = new Worker(new URL('./inflate-worker.js', import.meta.url), { workerData: { format, ring, slotBytes: SLOT_BYTES, inRing, inSlotBytes: IN_SLOT_BYTES } });
   const ready: { slot: number; length: number }[] = [];
+  const inFree: number[] = Array.from({ length: IN_SLOTS }, (_, i) => i);
   let finished: { inFrame: boolean } | null = null;
   let failure: unknown = null;
+  let stopped = false;
   let wake: (() => void) | null = null;
+  let wakeInput: (() => void) | null = null;
   const notify = () => {
     const w = wake;
     wake = null;
     w?.();
   };
-  let feeding: Promise<void> | null = null;
-  const feed = () => {
-    feeding = raw.next().then(
-      (r) => {
-        feeding = null;
-        worker.postMessage(r.done === true ? { end: true } : { input: r.value });
-      },
-      (e: unknown) => {
-        feeding = null;
-        failure ??= e;
-        notify();
-      },
-    );
+  const notifyInput = () => {
+    const w = wakeInput;
+    wakeInput = null;
+    w?.();
   };
-  worker.on('message', (m: { slot?: number; length?: number; need?: boolean; done?: boolean; inFrame?: boolean; error?: string; code?: string }) => {
+  // Input: copied into free input slots as they come back from the worker (its backpressure).
+  // Not awaited: a read stalled when we stop early must not hold up the end; the for-await closes
+  // the input once that read settles.
+  const pump = async () => {
+    try {
+      for await (const chunk of raw) {
+        for (let off = 0; off < chunk.length; ) {
+          while (inFree.length === 0 && !stopped) await new Promise<void>((resolve) => (wakeInput = resolve));
+          if (stopped) return;
+          const slot = inFree.shift()!;
+          const n = chunk.copy(inViews[slot]!, 0, off, Math.min(chunk.length, off + IN_SLOT_BYTES));
+          off += n;
+          worker.postMessage({ in: slot, length: n });
+        }
+        if (stopped) return;
+      }
+      worker.postMessage({ end: true });
+    } catch (e) {
+      failure ??= e;
+      notify();
+    }
+  };
+  worker.on('message', (m: { slot?: number; length?: number; inFree?: number; done?: boolean; inFrame?: boolean; error?: string; code?: string }) => {
     if (m.slot !== undefined) ready.push({ slot: m.slot, length: m.length! });
-    else if (m.need) return feed();
+    else if (m.inFree !== undefined) return (inFree.push(m.inFree), notifyInput());
     else if (m.done) finished = { inFrame: m.inFrame === true };
     else if (m.error !== undefined) failure ??= compressionError(Object.assign(new Error(m.error), { code: m.code }), format);
     notify();
@@ -267,6 +288,7 @@ async function* ringDecompress(raw: AsyncGenerator<Buffer, void, undefined>, for
     if (!finished) failure ??= new Error(`${format} worker exited (${code})`);
     notify();
   });
+  void pump();
   try {
     for (;;) {
       if (ready.length > 0) {
@@ -288,13 +310,9 @@ async function* ringDecompress(raw: AsyncGenerator<Buffer, void, undefined>, for
       await new Promise<void>((resolve) => (wake = resolve));
     }
   } finally {
+    stopped = true;
+    notifyInput();
     await worker.terminate();
-    // An input read still in flight (a stalled download, when we stop early or failed) would
-    // hold up return() until it settles: close the input after it, without waiting here. Its
-    // outcome no longer matters: the output it was for is abandoned.
-    const inFlight = feeding as Promise<void> | null;
-    if (inFlight) void inFlight.then(() => raw.return()).then(undefined, () => undefined);
-    else await raw.return();
   }
   if ((finished as { inFrame: boolean } | null)?.inFrame) fail('TAR_BAD_COMPRESSION', 'read archive', 'zstd data ends inside a frame (truncated)');
 }

@@ -8,25 +8,29 @@
  * of the whole heap — 2.6 s of a 10 s devbox conversion from gzip layers. The ring is allocated
  * once, on the main thread, and shared: nothing is allocated per chunk on the main thread.
  *
- *   workerData: { format: 'gzip' | 'zstd', ring: SharedArrayBuffer, slotBytes }
- *   in:  { input: Uint8Array } a compressed chunk · { end: true } no more input ·
- *        { free: slot } the main thread is done with that slot
- *   out: { need: true } send the next input · { slot, length } a slot filled (the last one may
- *        be partial) · { done: true, inFrame } all output delivered · { error, code }
+ *   workerData: { format: 'gzip' | 'zstd', ring, slotBytes, inRing, inSlotBytes } (rings are
+ *               SharedArrayBuffers cut into slots)
+ *   in:  { in: slot, length } compressed bytes in that input slot · { end: true } no more input ·
+ *        { free: slot } the main thread is done with that output slot
+ *   out: { inFree: slot } that input slot was consumed · { slot, length } an output slot filled
+ *        (the last one may be partial) · { done: true, inFrame } all output delivered ·
+ *        { error, code }
  *
- * A slot is the main thread's from its { slot } message until it sends { free }; the worker
- * writes only into free slots, and waits (pausing the decompressor, asking for no input) when
- * none is free: that is the backpressure, and it bounds the memory in flight to the ring.
+ * An output slot is the main thread's from its { slot } message until it sends { free }; the
+ * worker writes only into free slots, and waits (pausing the decompressor, consuming no input)
+ * when none is free. Input slots are the worker's until it sends { inFree }. That is the
+ * backpressure both ways, and it bounds the memory in flight to the two rings.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { createGunzip } from 'node:zlib';
 import zstd from 'zstd-napi/binding.js';
 
-const { format, ring, slotBytes } = workerData as { format: 'gzip' | 'zstd'; ring: SharedArrayBuffer; slotBytes: number };
+const { format, ring, slotBytes, inRing, inSlotBytes } = workerData as { format: 'gzip' | 'zstd'; ring: SharedArrayBuffer; slotBytes: number; inRing: SharedArrayBuffer; inSlotBytes: number };
 const port = parentPort!;
 const slots = ring.byteLength / slotBytes;
 const views = Array.from({ length: slots }, (_, i) => Buffer.from(ring, i * slotBytes, slotBytes));
 const free: number[] = Array.from({ length: slots }, (_, i) => i);
+const inViews = Array.from({ length: inRing.byteLength / inSlotBytes }, (_, i) => Buffer.from(inRing, i * inSlotBytes, inSlotBytes));
 /** The slot being filled (-1: none) and how full it is. */
 let cur = -1;
 let fill = 0;
@@ -72,7 +76,7 @@ function finish(inFrame: boolean): void {
   port.postMessage({ done: true, inFrame });
 }
 
-type Handlers = { input(b: Buffer): void; end(): void; freed(): void };
+type Handlers = { input(slot: number, length: number): void; end(): void; freed(): void };
 
 /** gzip: node:zlib's stream (concatenated members, trailing zeros and garbage as the main thread had them). */
 function gzip(): Handlers {
@@ -85,9 +89,9 @@ function gzip(): Handlers {
   gz.on('end', () => finish(false));
   gz.on('error', report);
   return {
-    input(b) {
-      if (gz.write(b)) port.postMessage({ need: true });
-      else gz.once('drain', () => port.postMessage({ need: true }));
+    input(slot, length) {
+      // zlib is done with the bytes when the write's callback runs
+      gz.write(inViews[slot]!.subarray(0, length), () => port.postMessage({ inFree: slot }));
     },
     end() {
       gz.end();
@@ -103,21 +107,18 @@ function gzip(): Handlers {
 /** zstd: zstd-napi's streaming context, decompressing straight into the slots. */
 function zstdStream(): Handlers {
   const dctx = new zstd.DCtx();
+  /** Input slots received, in order; the first is being decompressed (`src` is what is left of it). */
+  const queue: number[] = [];
   let src: Buffer | null = null;
   let ended = false;
   let inFrame = false;
-  let waiting = false;
   const step = () => {
     try {
       for (;;) {
         if (failed) return;
         if (!src) {
-          if (ended) return finish(inFrame);
-          if (!waiting) {
-            waiting = true;
-            port.postMessage({ need: true });
-          }
-          return;
+          if (queue.length === 0) return ended ? finish(inFrame) : undefined;
+          src = inViews[queue[0]!]!.subarray(0, lengths.shift()!);
         }
         if (!takeSlot()) return;
         const room = slotBytes - fill;
@@ -129,21 +130,21 @@ function zstdStream(): Handlers {
         const rest = src.subarray(consumed);
         // input used up and output not full: the context holds nothing more (zstd's own rule)
         src = rest.length === 0 && produced < room ? null : rest;
+        if (src === null) port.postMessage({ inFree: queue.shift()! });
         if (fill === slotBytes) postSlot();
       }
     } catch (e) {
       report(e);
     }
   };
-  step();
+  const lengths: number[] = [];
   return {
-    input(b) {
-      waiting = false;
-      src = b;
+    input(slot, length) {
+      queue.push(slot);
+      lengths.push(length);
       step();
     },
     end() {
-      waiting = false;
       ended = true;
       step();
     },
@@ -152,11 +153,10 @@ function zstdStream(): Handlers {
 }
 
 const h = format === 'gzip' ? gzip() : zstdStream();
-if (format === 'gzip') port.postMessage({ need: true });
 
-port.on('message', (m: { input?: Uint8Array; end?: boolean; free?: number }) => {
+port.on('message', (m: { in?: number; length?: number; end?: boolean; free?: number }) => {
   if (failed) return;
-  if (m.input) h.input(Buffer.from(m.input.buffer, m.input.byteOffset, m.input.byteLength));
+  if (m.in !== undefined) h.input(m.in, m.length!);
   else if (m.end) h.end();
   else if (m.free !== undefined) {
     free.push(m.free);
