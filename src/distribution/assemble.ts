@@ -72,6 +72,8 @@ export interface ReassembleOptions {
   maxFrameBytes?: number;
   /** Image bytes done (written, or known to be zeros). */
   onProgress?: (done: number) => void;
+  /** For tests: other scripts to run as the decoder or hasher thread (how a thread that dies is simulated). */
+  workerScripts?: { decoder?: URL; hasher?: URL };
 }
 
 const round = (n: number, to: number) => Math.ceil(Math.max(n, 1) / to) * to;
@@ -84,6 +86,7 @@ const round = (n: number, to: number) => Math.ceil(Math.max(n, 1) / to) * to;
 export async function reassemble(fh: FileHandle, map: ChunkMap, jobs: FrameJob[], packBytes: (pack: number) => Promise<Buffer>, opts: ReassembleOptions): Promise<string> {
   const name = opts.name;
   const nDecoders = opts.decoders ?? 1;
+  if (!Number.isSafeInteger(nDecoders) || nDecoders < 1) fail('OPTION_INVALID', `reassemble ${name}`, 'decoders must be a positive integer', nDecoders);
   const maxFrame = opts.maxFrameBytes ?? 64 << 20;
   // Slots as big as the biggest frame (compressed, and the part of it used), 1 MiB at least.
   let inputSlot = 64 << 10;
@@ -141,8 +144,9 @@ export async function reassemble(fh: FileHandle, map: ChunkMap, jobs: FrameJob[]
   };
 
   const workerOptions = { workerData: data, stdout: false, stderr: false };
-  const decoders = Array.from({ length: nDecoders }, () => new Worker(new URL('./frame-worker.js', import.meta.url), workerOptions));
-  const hasher = new Worker(new URL('./hash-worker.js', import.meta.url), workerOptions);
+  const decoderScript = opts.workerScripts?.decoder ?? new URL('./frame-worker.js', import.meta.url);
+  const decoders = Array.from({ length: nDecoders }, () => new Worker(decoderScript, workerOptions));
+  const hasher = new Worker(opts.workerScripts?.hasher ?? new URL('./hash-worker.js', import.meta.url), workerOptions);
   try {
     // decoded frames, in whatever order the decoders finish → the hasher, in image order
     const toHasher = () => {

@@ -191,6 +191,7 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
     };
 
     const jobs = planJobs(map);
+    const nChunks = map.chunks.length;
     // The jobs say all the rest needs: tens of thousands of little arrays less for the garbage
     // collector to walk (external memory churn from the downloads makes it run often).
     map.chunks = [];
@@ -216,7 +217,7 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
       manifestDigest: remote.digest,
       imageDigest: map.digest,
       sizeBytes: map.size,
-      chunks: map.chunks.length,
+      chunks: nChunks,
       packs: map.packs.length,
       ...counts,
       annotations: manifest.annotations,
