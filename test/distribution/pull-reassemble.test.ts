@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { compress } from 'zstd-napi';
+import zstd from 'zstd-napi/binding.js';
 import { ARTIFACT_TYPE, CHUNKMAP_MEDIA_TYPE, encodeChunkMap, OCI_MANIFEST, PACK_MEDIA_TYPE, type ChunkEntry, type ChunkMap } from '../../src/distribution/artifact.js';
 import { planJobs, reassemble } from '../../src/distribution/assemble.js';
 import { pullArtifact } from '../../src/distribution/pull.js';
@@ -213,4 +214,48 @@ test('a decoder or hasher thread that dies fails WORKER_FAILED, the output is no
   });
   assert.equal(digest, map.digest);
   assert.ok(readFileSync(out).equals(image));
+});
+
+test('frames bigger than a slot (a few chunks taken from a large old frame) and frames without a size in their header', async () => {
+  // A 3 MiB frame (slots are 1 MiB when the chunks used need no more) of which two pieces are
+  // used, and the same bytes as a streamed frame whose header does not give its size.
+  const big = bytes(9, 3 << 20);
+  const sized = compress(big);
+  const cctx = new zstd.CCtx();
+  const dst = Buffer.alloc(zstd.compressBound(big.length));
+  const [, p1] = cctx.compressStream2(dst, big.subarray(0, 1 << 20), zstd.EndDirective.continue);
+  const [, p2] = cctx.compressStream2(dst.subarray(p1), big.subarray(1 << 20), zstd.EndDirective.end);
+  const unsized = Buffer.from(dst.subarray(0, p1 + p2));
+  assert.equal(zstd.getFrameContentSize(unsized), null, 'the streamed frame has no size in its header');
+  const pack = Buffer.concat([sized, unsized]);
+  // image: [0, 64K) from the sized frame at 100K; hole; [256K, 320K) from the unsized frame at 900K
+  const image = Buffer.alloc(320 << 10);
+  big.copy(image, 0, 100 << 10, 164 << 10);
+  big.copy(image, 256 << 10, 900 << 10, 964 << 10);
+  const chunks: ChunkEntry[] = [
+    [0, 64 << 10, 0, 0, sized.length, 100 << 10, sha(image.subarray(0, 64 << 10))],
+    [256 << 10, 64 << 10, 0, sized.length, unsized.length, 900 << 10, sha(image.subarray(256 << 10))],
+  ];
+  const map: ChunkMap = { size: image.length, digest: `sha256:${sha(image)}`, packs: [sha256Digest(pack)], chunks };
+  const out = join(work, 'big-frames.ext4');
+  const digest = await writeAtomically(out, async (fh) => {
+    await fh.truncate(map.size);
+    return reassemble(fh, map, planJobs(map), async () => pack, { name: 'test' });
+  });
+  assert.equal(digest, map.digest);
+  assert.ok(readFileSync(out).equals(image));
+  // A frame that says it holds more than the limit is refused before it is decompressed (the
+  // compressed frames, ≈2.4 MiB, are under it).
+  const limit = 2816 << 10;
+  assert.ok(sized.length < limit && unsized.length < limit);
+  const dir = join(work, 'too-big');
+  mkdirSync(dir);
+  await assert.rejects(
+    writeAtomically(join(dir, 'out.ext4'), async (fh) => {
+      await fh.truncate(map.size);
+      await reassemble(fh, map, planJobs(map), async () => pack, { name: 'test', maxFrameBytes: limit });
+    }),
+    (e: unknown) => isRootforgeError(e, 'OCI_BAD_MANIFEST') && e.message.includes(`more than ${limit}`),
+  );
+  assert.deepEqual(readdirSync(dir), []);
 });
