@@ -125,21 +125,31 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
     const counts = { packsFetched: 0, packsCached: 0, bytesFetched: 0 };
     const opener = (digest: string) => async (offset: number) => c.blobStream(ref.repository, digest, offset);
     /**
-     * The blob's bytes: as downloaded and verified (kept in memory), or read from the cache (where
-     * a blob was verified before it got its name; the chunk map is checked again, it is small).
+     * A blob's bytes, and the end of its fetch. The bytes come as downloaded (kept in memory) as
+     * soon as they are verified, while the cache file is still being made durable and renamed
+     * (`done`: an fsync per pack, which can take long while the image is being written), or read
+     * from the cache (where a blob was verified before it got its name; the chunk map is checked
+     * again, it is small).
      */
-    const fetchBlob = async (digest: string, size: number): Promise<Buffer> => {
+    const fetchBlob = (digest: string, size: number): { bytes: Promise<Buffer>; done: Promise<void> } => {
       let got = 0;
-      const r = await store.fetch(digest, size, opener(digest), { keepBytes: true, onProgress: (n) => (got = n), ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}) });
-      if (r.fetched) {
-        counts.packsFetched++;
-        counts.bytesFetched += got;
-      } else counts.packsCached++;
-      if (r.bytes !== undefined) return r.bytes;
-      return digest === manifest.config.digest ? readVerified(r.path, digest, `read chunk map of ${name}`) : readBlob(r.path);
+      let early: (b: Buffer) => void = () => undefined;
+      const verified = new Promise<Buffer>((resolve) => (early = resolve));
+      const result = store.fetch(digest, size, opener(digest), { keepBytes: true, onVerified: (b) => early(b), onProgress: (n) => (got = n), ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}) });
+      const done = result.then((r) => {
+        if (r.fetched) {
+          counts.packsFetched++;
+          counts.bytesFetched += got;
+        } else counts.packsCached++;
+      });
+      const stored = result.then((r) => r.bytes ?? (digest === manifest.config.digest ? readVerified(r.path, digest, `read chunk map of ${name}`) : readBlob(r.path)));
+      // A failure of `stored` after the bytes came early is the failure of `done`, which the caller awaits.
+      stored.catch(() => undefined);
+      return { bytes: Promise.race([verified, stored]), done };
     };
 
-    const mapBytes = await fetchBlob(manifest.config.digest, manifest.config.size);
+    const mapFetch = fetchBlob(manifest.config.digest, manifest.config.size);
+    const [mapBytes] = await Promise.all([mapFetch.bytes, mapFetch.done]);
     // The chunk map is not a pack: keep the counts about packs.
     if (counts.packsFetched > 0) counts.packsFetched--;
     else counts.packsCached--;
@@ -153,18 +163,18 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
     const firstUse = new Set<number>();
     for (const ch of map.chunks) if (!firstUse.has(ch[2])) (firstUse.add(ch[2]), order.push(ch[2]));
     const ready = new Map<number, Promise<Buffer>>();
-    const started = new Set<Promise<unknown>>();
+    /** Every pack fetch's end (no bytes held): all must succeed, the cache is part of a pull. */
+    const fetches: Promise<void>[] = [];
     let next = 0;
     const startUpTo = (n: number) => {
       for (; next < Math.min(n, order.length); next++) {
         const pack = map.packs[order[next]!]!;
-        const p = fetchBlob(pack, sizes.get(pack)!);
-        // Awaited in order below (a failure ahead of the reader is not "unhandled"); only the
-        // running ones are kept here, for the wait at the end, not their bytes.
-        const forget = (): void => void started.delete(settled);
-        const settled: Promise<void> = p.then(forget, forget);
-        started.add(settled);
-        ready.set(order[next]!, p);
+        const f = fetchBlob(pack, sizes.get(pack)!);
+        // Awaited in order, or at the end: a failure ahead of the reader is not "unhandled".
+        f.bytes.catch(() => undefined);
+        f.done.catch(() => undefined);
+        fetches.push(f.done);
+        ready.set(order[next]!, f.bytes);
       }
     };
     const rank = new Map(order.map((p, i) => [p, i]));
@@ -206,8 +216,10 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
         });
       } finally {
         // Downloads still running when something failed: let them end (they only fill the cache).
-        await Promise.allSettled(started);
+        await Promise.allSettled(fetches);
       }
+      // A pack used from memory whose cache file could not be stored fails the pull too.
+      await Promise.all(fetches);
       opts.onProgress?.({ done: map.size, total: map.size });
       if (got !== map.digest) fail('OCI_DIGEST_MISMATCH', `pull ${name}`, `the reassembled image hashes to ${got}`, map.digest);
     });

@@ -51,6 +51,11 @@ export interface FetchOptions {
    * that uses it at once need not read the file back. Only for blobs small enough to hold in memory.
    */
   keepBytes?: boolean;
+  /**
+   * With `keepBytes`: called with the bytes as soon as they are verified, while the file is still
+   * being made durable (fsync) and renamed; fetch() resolves once that is done too.
+   */
+  onVerified?: (bytes: Buffer) => void;
 }
 
 export interface FetchResult {
@@ -236,7 +241,7 @@ export class BlobStore {
     try {
       // The holder before us may have finished between our check and taking the lock.
       if (await this.has(digest)) return { path, fetched: false };
-      const keep: { bytes?: Buffer } | undefined = options.keepBytes ? {} : undefined;
+      const keep: { bytes?: Buffer; onVerified?: (bytes: Buffer) => void } | undefined = options.keepBytes ? (options.onVerified ? { onVerified: options.onVerified } : {}) : undefined;
       await download(digest, size, path, open, options, keep);
       return { path, fetched: true, ...(keep?.bytes !== undefined ? { bytes: keep.bytes } : {}) };
     } finally {
@@ -260,7 +265,7 @@ export class BlobStore {
 }
 
 /** The download, run while holding the lock: the shared engine (src/util/download.ts) with OCI codes. */
-async function download(digest: string, size: number, path: string, open: BlobOpener, options: FetchOptions, keep: { bytes?: Buffer } | undefined): Promise<void> {
+async function download(digest: string, size: number, path: string, open: BlobOpener, options: FetchOptions, keep: { bytes?: Buffer; onVerified?: (bytes: Buffer) => void } | undefined): Promise<void> {
   const onProgress = options.onProgress;
   await downloadWithRetries(
     {

@@ -69,9 +69,10 @@ export interface ResumeOptions {
   /**
    * Set to receive the file's verified bytes: on success `keep.bytes` holds them (the resumed
    * part as read back for hashing, the rest as received), so a caller that uses the file at once
-   * need not read it back. Only for files small enough to hold in memory.
+   * need not read it back. Only for files small enough to hold in memory. `onVerified` gets them
+   * as soon as they hash right, before the file is made durable and renamed into place.
    */
-  keep?: { bytes?: Buffer } | undefined;
+  keep?: { bytes?: Buffer; onVerified?: (bytes: Buffer) => void } | undefined;
 }
 
 export interface RetryOptions {
@@ -230,11 +231,14 @@ export async function downloadOnce(o: ResumeOptions): Promise<number> {
       await discard();
       fail(o.codes.mismatch, o.what, o.mismatchReason?.(got) ?? `content hashes to ${got}`, o.subject);
     }
+    if (o.keep !== undefined && kept !== undefined) {
+      o.keep.bytes = kept.bytes(have);
+      o.keep.onVerified?.(o.keep.bytes);
+    }
     // Durable before it gets its final name: after a power cut the name means the bytes.
     await fh.sync();
     await close();
     await rename(partial, o.dest);
-    if (o.keep !== undefined && kept !== undefined) o.keep.bytes = kept.bytes(have);
     return received;
   } catch (e) {
     await close();
