@@ -165,6 +165,8 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
     const ready = new Map<number, Promise<Buffer>>();
     /** Every pack fetch's end (no bytes held): all must succeed, the cache is part of a pull. */
     const fetches: Promise<void>[] = [];
+    /** The end of each pack's fetch: a pack needed again from the cache is read once it is there. */
+    const stored = new Map<number, Promise<void>>();
     let next = 0;
     const startUpTo = (n: number) => {
       for (; next < Math.min(n, order.length); next++) {
@@ -174,6 +176,7 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
         f.bytes.catch(() => undefined);
         f.done.catch(() => undefined);
         fetches.push(f.done);
+        stored.set(order[next]!, f.done);
         ready.set(order[next]!, f.bytes);
       }
     };
@@ -194,7 +197,13 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
       const pending = ready.get(i);
       ready.delete(i); // a download's bytes are held once, here, not for the whole pull
       const pack = map.packs[i]!;
-      const data = pending !== undefined ? await pending : await readBlob(store.path(pack));
+      let data: Buffer;
+      if (pending !== undefined) data = await pending;
+      else {
+        // Used before and dropped from memory: its bytes came early, its file may still be on the way.
+        await stored.get(i);
+        data = await readBlob(store.path(pack));
+      }
       loaded.set(i, data);
       if (loaded.size > PACKS_KEPT) loaded.delete(loaded.keys().next().value!);
       return data;
