@@ -192,11 +192,14 @@ export async function downloadOnce(o: ResumeOptions): Promise<number> {
         }
         o.onProgress?.(have, total);
         // Chunks are written in batches of WRITE_BATCH (one pwritev instead of a round trip to
-        // the thread pool per 64 KiB); a body that breaks off still leaves what arrived on disk.
+        // the thread pool per 64 KiB), or WRITE_EVERY_MS after the last write on a slow link; a
+        // body that breaks off still leaves what arrived on disk (a kill -9 loses one batch).
         let batch: Buffer[] = [];
         let batchBytes = 0;
         let onDisk = have;
+        let lastWrite = performance.now();
         const flush = async () => {
+          lastWrite = performance.now();
           if (batchBytes === 0) return;
           await writevAll(fh, batch, onDisk);
           onDisk += batchBytes;
@@ -216,10 +219,11 @@ export async function downloadOnce(o: ResumeOptions): Promise<number> {
             batchBytes += chunk.length;
             have += chunk.length;
             received += chunk.length;
-            if (batchBytes >= WRITE_BATCH) await flush();
+            if (batchBytes >= WRITE_BATCH || performance.now() - lastWrite >= WRITE_EVERY_MS) await flush();
           }
         } catch (e) {
-          if (isRootforgeError(e, o.codes.transfer)) await flush();
+          // Kept for the next run unless the bytes are wrong (the partial is gone then).
+          if (!isRootforgeError(e, o.codes.mismatch)) await flush();
           throw e;
         }
         await flush();
@@ -267,8 +271,9 @@ async function openPartial(partial: string): Promise<FileHandle> {
   }
 }
 
-/** Bytes written to the partial at once. */
+/** Bytes written to the partial at once, at most; and the longest received bytes wait, ms. */
 const WRITE_BATCH = 1 << 20;
+const WRITE_EVERY_MS = 100;
 
 async function writevAll(fh: FileHandle, chunks: Buffer[], position: number): Promise<void> {
   let rest = chunks;
