@@ -86,6 +86,7 @@ export type ErrorCode =
   | 'OUTPUT_TOO_LARGE'
   | 'OUTPUT_DISK_FULL'
   | 'IO_FAILED'
+  | 'WORKER_FAILED'
   // the guest agent client (src/agent-client/)
   | 'AGENT_CONNECT_FAILED'
   | 'AGENT_TIMEOUT'

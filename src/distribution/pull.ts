@@ -3,20 +3,19 @@
  *
  *   manifest ──▶ chunk map (config blob)
  *   packs, in the order the image first needs them, `concurrency` at a time, through the blob
- *     cache (BlobStore.fetch: resumable .partial files, sha256 verified before a pack is used)
- *   chunks in image order: their frame, from their pack (verified by its digest), zstd -d once
- *     → the chunk's bytes at their offset (gaps stay holes: a sparse file)
- *   sha256 over the whole image (gaps hashed as zeros) must equal the chunk map's digest
+ *     cache (BlobStore.fetch: resumable .partial files, sha256 verified before a pack is used);
+ *     a pack just downloaded is used from memory, one already cached is read from its file
+ *   frames in image order (assemble.ts): zstd -d on a worker thread, sha256 of the whole image
+ *     (gaps hashed as zeros) on another, the chunks' bytes written at their offsets on this one
+ *     (gaps stay holes: a sparse file); the digest must equal the chunk map's
  *
  * The output is a temporary file renamed into place only when everything checked out: a
  * tampered or missing pack fails typed and leaves nothing. A pull that stopped midway resumes
  * where it was (packs complete in the cache, the one in progress from its .partial); packs a
  * version shares with one pulled before are already in the cache and not downloaded again.
  */
-import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decompress } from 'zstd-napi';
 import { fail } from '../errors.js';
 import type { Credentials } from '../oci/auth.js';
 import { BlobStore } from '../oci/blobstore.js';
@@ -24,6 +23,7 @@ import { readVerified } from '../oci/digest.js';
 import { formatReference, type RegistryRef } from '../oci/reference.js';
 import { MANIFEST_ACCEPT, RegistryClient } from '../oci/registry-client.js';
 import { writeAtomically } from '../util/atomic.js';
+import { planJobs, reassemble } from './assemble.js';
 import { ANNOTATION, checkArtifactManifest, isArtifactManifest, OCI_MANIFEST, parseChunkMap, type ArtifactManifest } from './artifact.js';
 
 export interface RemoteOptions {
@@ -39,6 +39,8 @@ export interface RemoteOptions {
 export interface ArtifactPullOptions extends RemoteOptions {
   /** Packs downloaded at once. Default 4. */
   concurrency?: number;
+  /** Threads decompressing frames (beside one hashing the image and this one writing). Default 1. */
+  decoders?: number;
   /** Bytes of the image written (or known to be zeros) so far. */
   onProgress?: (p: { done: number; total: number }) => void;
 }
@@ -101,6 +103,15 @@ async function getManifest(c: RegistryClient, ref: RegistryRef): Promise<RemoteM
 
 export { isArtifactManifest };
 
+/** A blob from the cache, whole. */
+async function readBlob(path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    return fail('CACHE_IO', 'read blob', (e as NodeJS.ErrnoException).code ?? String(e), path, e);
+  }
+}
+
 export async function pullArtifact(ref: RegistryRef, output: string, opts: ArtifactPullOptions): Promise<ArtifactPullResult> {
   const concurrency = opts.concurrency ?? 4;
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) fail('OPTION_INVALID', 'pull artifact', 'concurrency must be a positive integer', concurrency);
@@ -113,21 +124,36 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
     const sizes = new Map(manifest.layers.map((l) => [l.digest, l.size]));
     const counts = { packsFetched: 0, packsCached: 0, bytesFetched: 0 };
     const opener = (digest: string) => async (offset: number) => c.blobStream(ref.repository, digest, offset);
-    const fetchBlob = async (digest: string, size: number): Promise<string> => {
+    /**
+     * A blob's bytes, and the end of its fetch. The bytes come as downloaded (kept in memory) as
+     * soon as they are verified, while the cache file is still being made durable and renamed
+     * (`done`: an fsync per pack, which can take long while the image is being written), or read
+     * from the cache (where a blob was verified before it got its name; the chunk map is checked
+     * again, it is small).
+     */
+    const fetchBlob = (digest: string, size: number): { bytes: Promise<Buffer>; done: Promise<void> } => {
       let got = 0;
-      const r = await store.fetch(digest, size, opener(digest), { onProgress: (n) => (got = n), ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}) });
-      if (r.fetched) {
-        counts.packsFetched++;
-        counts.bytesFetched += got;
-      } else counts.packsCached++;
-      return r.path;
+      let early: (b: Buffer) => void = () => undefined;
+      const verified = new Promise<Buffer>((resolve) => (early = resolve));
+      const result = store.fetch(digest, size, opener(digest), { keepBytes: true, onVerified: (b) => early(b), onProgress: (n) => (got = n), ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}) });
+      const done = result.then((r) => {
+        if (r.fetched) {
+          counts.packsFetched++;
+          counts.bytesFetched += got;
+        } else counts.packsCached++;
+      });
+      const stored = result.then((r) => r.bytes ?? (digest === manifest.config.digest ? readVerified(r.path, digest, `read chunk map of ${name}`) : readBlob(r.path)));
+      // A failure of `stored` after the bytes came early is the failure of `done`, which the caller awaits.
+      stored.catch(() => undefined);
+      return { bytes: Promise.race([verified, stored]), done };
     };
 
-    const mapPath = await fetchBlob(manifest.config.digest, manifest.config.size);
+    const mapFetch = fetchBlob(manifest.config.digest, manifest.config.size);
+    const [mapBytes] = await Promise.all([mapFetch.bytes, mapFetch.done]);
     // The chunk map is not a pack: keep the counts about packs.
     if (counts.packsFetched > 0) counts.packsFetched--;
     else counts.packsCached--;
-    const map = parseChunkMap(await readVerified(mapPath, manifest.config.digest, `read chunk map of ${name}`), name);
+    const map = parseChunkMap(mapBytes, name);
     const claimed = manifest.annotations[ANNOTATION.digest];
     if (claimed !== undefined && claimed !== map.digest) fail('OCI_BAD_MANIFEST', `pull ${name}`, `the annotation says image ${claimed}, the chunk map ${map.digest}`, remote.digest);
     for (const p of map.packs) if (!sizes.has(p)) fail('OCI_BAD_MANIFEST', `pull ${name}`, 'the chunk map names a pack the manifest does not list', p);
@@ -136,20 +162,28 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
     const order: number[] = [];
     const firstUse = new Set<number>();
     for (const ch of map.chunks) if (!firstUse.has(ch[2])) (firstUse.add(ch[2]), order.push(ch[2]));
-    const ready = new Map<number, Promise<string>>();
+    const ready = new Map<number, Promise<Buffer>>();
+    /** Every pack fetch's end (no bytes held): all must succeed, the cache is part of a pull. */
+    const fetches: Promise<void>[] = [];
+    /** The end of each pack's fetch: a pack needed again from the cache is read once it is there. */
+    const stored = new Map<number, Promise<void>>();
     let next = 0;
     const startUpTo = (n: number) => {
       for (; next < Math.min(n, order.length); next++) {
         const pack = map.packs[order[next]!]!;
-        const p = fetchBlob(pack, sizes.get(pack)!);
-        p.catch(() => undefined); // awaited in order below; a failure ahead of the reader is not "unhandled"
-        ready.set(order[next]!, p);
+        const f = fetchBlob(pack, sizes.get(pack)!);
+        // Awaited in order, or at the end: a failure ahead of the reader is not "unhandled".
+        f.bytes.catch(() => undefined);
+        f.done.catch(() => undefined);
+        fetches.push(f.done);
+        stored.set(order[next]!, f.done);
+        ready.set(order[next]!, f.bytes);
       }
     };
     const rank = new Map(order.map((p, i) => [p, i]));
-    // Whole packs in memory (≈8 MiB each), the most recently used few: one read per pack instead
-    // of one per chunk. Chunks of a first version come pack after pack; later versions interleave
-    // a few packs, which the small LRU covers.
+    // Whole packs in memory (≈8 MiB each), the most recently used few. Chunks of a first version
+    // come pack after pack; later versions interleave a few packs, which the small LRU covers; a
+    // pack needed again after that is read back from the cache.
     const PACKS_KEPT = 6;
     const loaded = new Map<number, Buffer>();
     const packBytes = async (i: number): Promise<Buffer> => {
@@ -160,73 +194,42 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
         return hit;
       }
       startUpTo(rank.get(i)! + concurrency);
-      const fh = await open(await ready.get(i)!, 'r');
+      const pending = ready.get(i);
+      ready.delete(i); // a download's bytes are held once, here, not for the whole pull
+      const pack = map.packs[i]!;
       let data: Buffer;
-      try {
-        data = await fh.readFile();
-      } finally {
-        await fh.close();
+      if (pending !== undefined) data = await pending;
+      else {
+        // Used before and dropped from memory: its bytes came early, its file may still be on the way.
+        await stored.get(i);
+        data = await readBlob(store.path(pack));
       }
       loaded.set(i, data);
       if (loaded.size > PACKS_KEPT) loaded.delete(loaded.keys().next().value!);
       return data;
     };
 
+    const jobs = planJobs(map);
+    const nChunks = map.chunks.length;
+    // The jobs say all the rest needs: tens of thousands of little arrays less for the garbage
+    // collector to walk (external memory churn from the downloads makes it run often).
+    map.chunks = [];
     await writeAtomically(output, async (fh) => {
       await fh.truncate(map.size);
-      const hash = createHash('sha256');
-      const zeros = Buffer.alloc(1 << 20);
-      const hashZeros = (n: number) => {
-        for (let left = n; left > 0; left -= zeros.length) hash.update(zeros.subarray(0, Math.min(left, zeros.length)));
-      };
-      let pos = 0;
-      // The last few frames decompressed (a run of chunks comes from one frame).
-      const frames = new Map<string, Buffer>();
-      // Contiguous chunks are gathered and written in 4 MiB pieces; gaps stay holes.
-      const out = Buffer.allocUnsafe(4 << 20);
-      let outStart = 0;
-      let outLen = 0;
-      const flush = async () => {
-        let written = 0;
-        while (written < outLen) written += (await fh.write(out, written, outLen - written, outStart + written)).bytesWritten;
-        outLen = 0;
-      };
+      let got: string;
       try {
-        for (const [offset, length, pack, frameOffset, frameLength, skip, sha] of map.chunks) {
-          const key = `${pack}:${frameOffset}`;
-          let frame = frames.get(key);
-          if (frame === undefined) {
-            const pb = await packBytes(pack);
-            if (frameOffset + frameLength > pb.length) fail('OCI_BAD_MANIFEST', `reassemble ${name}`, `chunk at ${offset} lies outside its pack`, map.packs[pack]);
-            try {
-              frame = decompress(pb.subarray(frameOffset, frameOffset + frameLength));
-            } catch (e) {
-              return fail('OCI_LAYER_INVALID', `decompress chunk at ${offset} of ${name}`, (e as Error).message, map.packs[pack], e);
-            }
-            frames.set(key, frame);
-            if (frames.size > 4) frames.delete(frames.keys().next().value!);
-          }
-          if (skip + length > frame.length) fail('OCI_BAD_MANIFEST', `reassemble ${name}`, `chunk at ${offset} lies outside its frame`, sha);
-          const data = frame.subarray(skip, skip + length);
-          // The pack's digest (checked by the blob store) already covers these bytes; the sha256 in
-          // the map identifies the chunk for reuse, and the whole image's digest is checked below.
-          hashZeros(offset - pos);
-          hash.update(data);
-          if (outLen > 0 && (offset !== outStart + outLen || outLen + length > out.length)) await flush();
-          if (outLen === 0) outStart = offset;
-          data.copy(out, outLen);
-          outLen += length;
-          pos = offset + length;
-          opts.onProgress?.({ done: pos, total: map.size });
-        }
-        await flush();
+        got = await reassemble(fh, map, jobs, packBytes, {
+          name,
+          ...(opts.decoders !== undefined ? { decoders: opts.decoders } : {}),
+          ...(opts.onProgress !== undefined ? { onProgress: (done: number) => opts.onProgress!({ done, total: map.size }) } : {}),
+        });
       } finally {
         // Downloads still running when something failed: let them end (they only fill the cache).
-        await Promise.allSettled(ready.values());
+        await Promise.allSettled(fetches);
       }
-      hashZeros(map.size - pos);
+      // A pack used from memory whose cache file could not be stored fails the pull too.
+      await Promise.all(fetches);
       opts.onProgress?.({ done: map.size, total: map.size });
-      const got = 'sha256:' + hash.digest('hex');
       if (got !== map.digest) fail('OCI_DIGEST_MISMATCH', `pull ${name}`, `the reassembled image hashes to ${got}`, map.digest);
     });
     return {
@@ -235,7 +238,7 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
       manifestDigest: remote.digest,
       imageDigest: map.digest,
       sizeBytes: map.size,
-      chunks: map.chunks.length,
+      chunks: nChunks,
       packs: map.packs.length,
       ...counts,
       annotations: manifest.annotations,

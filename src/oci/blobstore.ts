@@ -46,12 +46,24 @@ export interface FetchOptions {
   backoffMs?: number;
   /** No new attempt starts later than this after the first, ms. Default 10 min. */
   retryBudgetMs?: number;
+  /**
+   * Hand back the verified bytes of a blob this call downloads (FetchResult.bytes), so a caller
+   * that uses it at once need not read the file back. Only for blobs small enough to hold in memory.
+   */
+  keepBytes?: boolean;
+  /**
+   * With `keepBytes`: called with the bytes as soon as they are verified, while the file is still
+   * being made durable (fsync) and renamed; fetch() resolves once that is done too.
+   */
+  onVerified?: (bytes: Buffer) => void;
 }
 
 export interface FetchResult {
   path: string;
   /** False when the blob was already in the store or another process fetched it meanwhile. */
   fetched: boolean;
+  /** With `keepBytes`, when this call downloaded the blob: its bytes, verified like the file. */
+  bytes?: Buffer;
 }
 
 export interface BlobStoreOptions {
@@ -229,8 +241,9 @@ export class BlobStore {
     try {
       // The holder before us may have finished between our check and taking the lock.
       if (await this.has(digest)) return { path, fetched: false };
-      await download(digest, size, path, open, options);
-      return { path, fetched: true };
+      const keep: { bytes?: Buffer; onVerified?: (bytes: Buffer) => void } | undefined = options.keepBytes ? (options.onVerified ? { onVerified: options.onVerified } : {}) : undefined;
+      await download(digest, size, path, open, options, keep);
+      return { path, fetched: true, ...(keep?.bytes !== undefined ? { bytes: keep.bytes } : {}) };
     } finally {
       stopHeartbeat();
       await lock.release();
@@ -252,7 +265,7 @@ export class BlobStore {
 }
 
 /** The download, run while holding the lock: the shared engine (src/util/download.ts) with OCI codes. */
-async function download(digest: string, size: number, path: string, open: BlobOpener, options: FetchOptions): Promise<void> {
+async function download(digest: string, size: number, path: string, open: BlobOpener, options: FetchOptions, keep: { bytes?: Buffer; onVerified?: (bytes: Buffer) => void } | undefined): Promise<void> {
   const onProgress = options.onProgress;
   await downloadWithRetries(
     {
@@ -269,6 +282,7 @@ async function download(digest: string, size: number, path: string, open: BlobOp
       sizeName: "the descriptor's size",
       mismatchReason: (got) => `content hashes to sha256:${got}`,
       onProgress: onProgress ? (bytes) => onProgress(bytes) : undefined,
+      keep,
     },
     {
       attempts: options.attempts,
