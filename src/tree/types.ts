@@ -31,7 +31,7 @@ export type Content =
   | { kind: 'deferred' };
 
 export interface Inode {
-  kind: NodeKind;
+  readonly kind: NodeKind;
   /** Permission bits incl. setuid/setgid/sticky (0o7777). */
   mode: number;
   uid: number;
