@@ -170,7 +170,8 @@ export class DataSink {
     this.cur = null;
     if (f.written !== f.expected) throw new Error('internal: file body shorter than declared');
     if (f.runs.length === 0) return null;
-    return { kind: 'placed', runs: f.runs, crc: f.crc };
+    // a copy of exactly its length: the array grown by push has room for 17 runs (136 bytes more)
+    return { kind: 'placed', runs: f.runs.slice(), crc: f.crc };
   }
 
   /** Abandons the current file (its blocks are returned to the allocator). */

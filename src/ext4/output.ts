@@ -86,9 +86,3 @@ export function putSuperblocks(out: BlockWriter, sb: Superblock, groups: number)
     out.put(g * BLOCKS_PER_GROUP, b);
   }
 }
-
-export function splitBlocks(buf: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  for (let off = 0; off < buf.length; off += BLOCK_SIZE) out.push(buf.subarray(off, off + BLOCK_SIZE));
-  return out;
-}

@@ -21,7 +21,7 @@ import type { FsTree } from '../tree/tree.js';
 import { BlockAllocator, type Run } from './alloc.js';
 import { groupBitmaps, usedInodesIn } from './bitmaps.js';
 import { encodeInode, inodeCsumSeed, sealInode, type Extent, type Superblock, TIME_MAX, TIME_MIN } from './codec.js';
-import { DataSink } from './datasink.js';
+import { DataSink, writevFully } from './datasink.js';
 import { encodeDirectory } from './dir.js';
 import { encodeExtentTree, runsToExtents } from './extents.js';
 import {
@@ -74,7 +74,7 @@ import { formatUuid, imageIdentity } from './identity.js';
 import { encodeJournalSuperblock } from './journal.js';
 import { allocateMetadata, chooseLayout, type MetadataPlacement } from './layout.js';
 import { resolveExt4Options, type Ext4Options, type ResolvedExt4Options } from './options.js';
-import { BLOCK_WRITER_BUDGET, BlockWriter, putDescriptors, putSuperblocks, splitBlocks } from './output.js';
+import { BLOCK_WRITER_BUDGET, BlockWriter, putDescriptors, putSuperblocks } from './output.js';
 import { dirEntries, dirShape, numberInodes, planMetadata, type TreePlan } from './plan.js';
 import { encodeInodeXattrs, encodeXattrBlock, sealXattrBlock, type XattrItem } from './xattr.js';
 
@@ -220,22 +220,20 @@ export class Ext4Writer implements ContentSink {
     lap('allocate');
     // ---- encode and write
     const out = new BlockWriter(this.fh);
-    // Inode tables are filled in inode order, so each group's table is written out as soon as
-    // the walk passes it; tables of groups without inodes are left as holes (or zeroed if stale).
-    let table: Buffer | null = null;
+    // Inode tables are filled in inode order, so each group's table is written out (one
+    // contiguous write) as soon as the walk passes it, and its buffer is reused for the next
+    // group; tables of groups without inodes are left as holes (or zeroed if stale).
+    const table = Buffer.alloc(itableBlocks * BLOCK_SIZE);
     let tableGroup = -1;
-    const closeTable = () => {
-      if (table) out.putRuns([{ start: itable[tableGroup]!, length: itableBlocks }], splitBlocks(table));
-      table = null;
+    const closeTable = async () => {
+      if (tableGroup < 0) return;
+      await writevFully(this.fh, [table], itable[tableGroup]! * BLOCK_SIZE);
+      table.fill(0);
+      tableGroup = -1;
     };
     const tableSlot = (ino: number) => {
-      const g = Math.floor((ino - 1) / ipg);
-      if (g !== tableGroup) {
-        closeTable();
-        tableGroup = g;
-        table = Buffer.alloc(itableBlocks * BLOCK_SIZE);
-      }
-      return { buf: table!, off: ((ino - 1) % ipg) * INODE_SIZE };
+      if (Math.floor((ino - 1) / ipg) !== tableGroup) throw new Error('internal: inode table of another group');
+      return { buf: table, off: ((ino - 1) % ipg) * INODE_SIZE };
     };
     // Metadata written only in part must not keep bytes of dropped content: unused inode
     // tables and the journal's log area, where they came from gaps. Registered before anything
@@ -247,6 +245,10 @@ export class Ext4Writer implements ContentSink {
     let jnlBlocks: number[] = [];
     for (let ino = 1; ino <= maxIno; ino++) {
       if (out.held > BLOCK_WRITER_BUDGET) await out.flush();
+      if (Math.floor((ino - 1) / ipg) !== tableGroup) {
+        await closeTable();
+        tableGroup = Math.floor((ino - 1) / ipg);
+      }
       if (ino === JOURNAL_INO) {
         if (journalBlocks > 0) jnlBlocks = this.encodeJournal(journalRuns, uuid, csumSeed, tableSlot(JOURNAL_INO), out);
         continue;
@@ -261,7 +263,7 @@ export class Ext4Writer implements ContentSink {
       out.put(x.block, b);
     }
 
-    closeTable();
+    await closeTable();
 
     lap('encode inodes');
     // ---- bitmaps and descriptors

@@ -1,19 +1,19 @@
 /**
  * TreeNode: the compact object behind the `Inode` interface (types.ts).
  *
- * A tree may hold millions of entries, so the object every entry costs is kept to six fields
- * (24 + 6 × 8 = 72 bytes on a 64-bit V8 without pointer compression, against 144 for a plain
+ * A tree may hold millions of entries, so the object every entry costs is kept to four fields
+ * (24 + 4 × 8 = 56 bytes on a 64-bit V8 without pointer compression, against 144 for a plain
  * object with all fifteen `Inode` fields):
  *
- *   bits    kind (3 bits) << 12 | permission bits (12 bits)
- *   stamp   { uid, gid, mtime }, shared by runs of entries that agree on all three
+ *   bits    links (16 bits) << 15 | kind (3 bits) << 12 | permission bits (12 bits): a small
+ *           integer, stored unboxed
+ *   stamp   owner, times, xattrs and device numbers: an immutable object shared by runs of
+ *           entries that agree on all of them (a package's files, a layer's), replaced on change
  *   size    regular files: the logical size
  *   data    files: Content | null; directories: the children Map; symlinks: the target
- *   links   names for this inode
- *   rare    atime/ctime when they differ from mtime, xattrs when there are any, device numbers
  *
  * Callers read and write the `Inode` fields as before; the accessors are monomorphic (one class)
- * so V8 inlines them.
+ * so V8 inlines them. A link count above 65534 (only ever an error at finish) is kept aside.
  */
 import type { Content, Inode, NodeKind, Timestamp } from './types.js';
 
@@ -22,25 +22,32 @@ const K_FILE = 0;
 const K_DIR = 1;
 const K_SYMLINK = 2;
 const KIND_SHIFT = 12;
+const KIND_MASK = 7;
 const MODE_MASK = 0o7777;
+const LINKS_SHIFT = 15;
+/** Links field value meaning "see bigLinks". */
+const LINKS_BIG = 0xffff;
+const LOW_MASK = (1 << LINKS_SHIFT) - 1;
+
+/** Link counts too big for `bits` (a name added 65535 times), by node. */
+const bigLinks = new WeakMap<TreeNode, number>();
 
 /** Shared by every inode without xattrs (most of them): one map instead of tens of thousands. */
 export const NO_XATTRS: ReadonlyMap<string, Buffer> = new Map();
 
-/** Owner and modification time; never mutated, replaced (so several nodes can share one). */
-interface Stamp {
-  readonly uid: number;
-  readonly gid: number;
-  readonly mtime: Timestamp;
-}
-
-/** What few entries have. */
-class Rare {
-  atime: Timestamp | null = null;
-  ctime: Timestamp | null = null;
-  xattrs: ReadonlyMap<string, Buffer> | null = null;
-  major = 0;
-  minor = 0;
+/** Everything but kind, mode, links, size and data. Never mutated (nodes share them). */
+class Stamp {
+  constructor(
+    readonly uid: number,
+    readonly gid: number,
+    readonly mtime: Timestamp,
+    /** The mtime object itself when equal to it. */
+    readonly atime: Timestamp,
+    readonly ctime: Timestamp,
+    readonly xattrs: ReadonlyMap<string, Buffer>,
+    readonly major: number,
+    readonly minor: number,
+  ) {}
 }
 
 export class TreeNode implements Inode {
@@ -48,22 +55,17 @@ export class TreeNode implements Inode {
   private stamp: Stamp;
   size = 0;
   private data: Content | Map<string, Inode> | string | null;
-  links = 0;
-  private rare: Rare | null = null;
 
   constructor(kind: NodeKind, mode: number, uid: number, gid: number, mtime: Timestamp, atime?: Timestamp, ctime?: Timestamp, xattrs?: ReadonlyMap<string, Buffer>) {
     const k = KINDS.indexOf(kind);
     if (k < 0) throw new Error(`internal: unknown node kind ${kind}`);
     this.bits = (k << KIND_SHIFT) | (mode & MODE_MASK);
-    this.stamp = shareStamp(uid, gid, mtime);
+    this.stamp = shareStamp(uid, gid, mtime, atime ?? mtime, ctime ?? mtime, xattrs ?? NO_XATTRS, 0, 0);
     this.data = k === K_DIR ? new Map<string, Inode>() : k === K_SYMLINK ? '' : null;
-    if (atime) this.atime = atime;
-    if (ctime) this.ctime = ctime;
-    if (xattrs) this.xattrs = xattrs;
   }
 
   get kind(): NodeKind {
-    return KINDS[this.bits >> KIND_SHIFT]!;
+    return KINDS[(this.bits >> KIND_SHIFT) & KIND_MASK]!;
   }
 
   get mode(): number {
@@ -73,69 +75,86 @@ export class TreeNode implements Inode {
     this.bits = (this.bits & ~MODE_MASK) | (v & MODE_MASK);
   }
 
+  get links(): number {
+    const l = this.bits >>> LINKS_SHIFT;
+    return l === LINKS_BIG ? bigLinks.get(this)! : l;
+  }
+  set links(v: number) {
+    if (v < 0 || !Number.isSafeInteger(v)) throw new Error(`internal: bad link count ${v}`);
+    if (v >= LINKS_BIG) bigLinks.set(this, v);
+    else if (this.bits >>> LINKS_SHIFT === LINKS_BIG) bigLinks.delete(this);
+    this.bits = (this.bits & LOW_MASK) | (Math.min(v, LINKS_BIG) << LINKS_SHIFT);
+  }
+
   get uid(): number {
     return this.stamp.uid;
   }
   set uid(v: number) {
-    this.stamp = shareStamp(v, this.stamp.gid, this.stamp.mtime);
+    const s = this.stamp;
+    this.stamp = shareStamp(v, s.gid, s.mtime, s.atime, s.ctime, s.xattrs, s.major, s.minor);
   }
 
   get gid(): number {
     return this.stamp.gid;
   }
   set gid(v: number) {
-    this.stamp = shareStamp(this.stamp.uid, v, this.stamp.mtime);
+    const s = this.stamp;
+    this.stamp = shareStamp(s.uid, v, s.mtime, s.atime, s.ctime, s.xattrs, s.major, s.minor);
   }
 
   get mtime(): Timestamp {
     return this.stamp.mtime;
   }
   set mtime(t: Timestamp) {
-    const atime = this.atime;
-    const ctime = this.ctime;
-    this.stamp = shareStamp(this.stamp.uid, this.stamp.gid, t);
-    this.atime = atime;
-    this.ctime = ctime;
+    const s = this.stamp;
+    this.stamp = shareStamp(s.uid, s.gid, t, s.atime, s.ctime, s.xattrs, s.major, s.minor);
   }
 
   get atime(): Timestamp {
-    return this.rare?.atime ?? this.stamp.mtime;
+    return this.stamp.atime;
   }
   set atime(t: Timestamp) {
-    if (sameTime(t, this.stamp.mtime)) {
-      if (this.rare) this.rare.atime = null;
-    } else {
-      this.ensureRare().atime = shareTime(t);
-    }
+    const s = this.stamp;
+    this.stamp = shareStamp(s.uid, s.gid, s.mtime, t, s.ctime, s.xattrs, s.major, s.minor);
   }
 
   get ctime(): Timestamp {
-    return this.rare?.ctime ?? this.stamp.mtime;
+    return this.stamp.ctime;
   }
   set ctime(t: Timestamp) {
-    if (sameTime(t, this.stamp.mtime)) {
-      if (this.rare) this.rare.ctime = null;
-    } else {
-      this.ensureRare().ctime = shareTime(t);
-    }
+    const s = this.stamp;
+    this.stamp = shareStamp(s.uid, s.gid, s.mtime, s.atime, t, s.xattrs, s.major, s.minor);
   }
 
   get xattrs(): ReadonlyMap<string, Buffer> {
-    return this.rare?.xattrs ?? NO_XATTRS;
+    return this.stamp.xattrs;
   }
   set xattrs(m: ReadonlyMap<string, Buffer>) {
-    if (m.size === 0) {
-      if (this.rare) this.rare.xattrs = null;
-    } else {
-      this.ensureRare().xattrs = m;
-    }
+    const s = this.stamp;
+    this.stamp = shareStamp(s.uid, s.gid, s.mtime, s.atime, s.ctime, m, s.major, s.minor);
+  }
+
+  get major(): number {
+    return this.stamp.major;
+  }
+  set major(v: number) {
+    const s = this.stamp;
+    this.stamp = shareStamp(s.uid, s.gid, s.mtime, s.atime, s.ctime, s.xattrs, v, s.minor);
+  }
+
+  get minor(): number {
+    return this.stamp.minor;
+  }
+  set minor(v: number) {
+    const s = this.stamp;
+    this.stamp = shareStamp(s.uid, s.gid, s.mtime, s.atime, s.ctime, s.xattrs, s.major, v);
   }
 
   get content(): Content | null {
-    return this.bits >> KIND_SHIFT === K_FILE ? (this.data as Content | null) : null;
+    return ((this.bits >> KIND_SHIFT) & KIND_MASK) === K_FILE ? (this.data as Content | null) : null;
   }
   set content(c: Content | null) {
-    if (this.bits >> KIND_SHIFT !== K_FILE) {
+    if (((this.bits >> KIND_SHIFT) & KIND_MASK) !== K_FILE) {
       if (c === null) return;
       throw new Error(`internal: content set on a ${this.kind}`);
     }
@@ -143,10 +162,10 @@ export class TreeNode implements Inode {
   }
 
   get target(): string {
-    return this.bits >> KIND_SHIFT === K_SYMLINK ? (this.data as string) : '';
+    return ((this.bits >> KIND_SHIFT) & KIND_MASK) === K_SYMLINK ? (this.data as string) : '';
   }
   set target(t: string) {
-    if (this.bits >> KIND_SHIFT !== K_SYMLINK) {
+    if (((this.bits >> KIND_SHIFT) & KIND_MASK) !== K_SYMLINK) {
       if (t === '') return;
       throw new Error(`internal: target set on a ${this.kind}`);
     }
@@ -154,10 +173,10 @@ export class TreeNode implements Inode {
   }
 
   get children(): Map<string, Inode> | null {
-    return this.bits >> KIND_SHIFT === K_DIR ? (this.data as Map<string, Inode>) : null;
+    return ((this.bits >> KIND_SHIFT) & KIND_MASK) === K_DIR ? (this.data as Map<string, Inode>) : null;
   }
   set children(m: Map<string, Inode> | null) {
-    if (this.bits >> KIND_SHIFT !== K_DIR) {
+    if (((this.bits >> KIND_SHIFT) & KIND_MASK) !== K_DIR) {
       if (m === null) return;
       throw new Error(`internal: children set on a ${this.kind}`);
     }
@@ -165,32 +184,17 @@ export class TreeNode implements Inode {
     this.data = m;
   }
 
-  get major(): number {
-    return this.rare?.major ?? 0;
-  }
-  set major(v: number) {
-    if (v !== 0 || this.rare) this.ensureRare().major = v;
-  }
-
-  get minor(): number {
-    return this.rare?.minor ?? 0;
-  }
-  set minor(v: number) {
-    if (v !== 0 || this.rare) this.ensureRare().minor = v;
-  }
-
   /** Sets the attributes an archive entry carries, all at once (absent times: the mtime). */
   setAttrs(mode: number, uid: number, gid: number, mtime: Timestamp, atime: Timestamp | undefined, ctime: Timestamp | undefined, xattrs: ReadonlyMap<string, Buffer> | undefined): void {
     this.mode = mode;
-    this.stamp = shareStamp(uid, gid, mtime);
-    if (this.rare) this.rare.atime = this.rare.ctime = null;
-    if (atime) this.atime = atime;
-    if (ctime) this.ctime = ctime;
-    this.xattrs = xattrs ?? NO_XATTRS;
+    const s = this.stamp;
+    this.stamp = shareStamp(uid, gid, mtime, atime ?? mtime, ctime ?? mtime, xattrs ?? NO_XATTRS, s.major, s.minor);
   }
 
-  private ensureRare(): Rare {
-    return (this.rare ??= new Rare());
+  /** Sets device numbers. */
+  setDevice(major: number, minor: number): void {
+    const s = this.stamp;
+    this.stamp = shareStamp(s.uid, s.gid, s.mtime, s.atime, s.ctime, s.xattrs, major, minor);
   }
 }
 
@@ -199,14 +203,21 @@ function sameTime(a: Timestamp, b: Timestamp): boolean {
 }
 
 /**
- * Archives give runs of entries the same owner and times (a package's files, a layer's): such
- * entries share one object instead of keeping one each. A small window of recent ones is enough.
+ * Recent stamps, for sharing: archives list a package's or a layer's entries together, with the
+ * same owner and times, so a small window finds most matches.
  */
 const recentStamps: Stamp[] = [];
-function shareStamp(uid: number, gid: number, mtime: Timestamp): Stamp {
-  for (const s of recentStamps) if (s.uid === uid && s.gid === gid && sameTime(s.mtime, mtime)) return s;
+function shareStamp(uid: number, gid: number, mtime: Timestamp, atime: Timestamp, ctime: Timestamp, xattrs: ReadonlyMap<string, Buffer>, major: number, minor: number): Stamp {
+  if (xattrs.size === 0) xattrs = NO_XATTRS;
+  for (let i = recentStamps.length - 1; i >= 0; i--) {
+    const s = recentStamps[i]!;
+    if (s.uid === uid && s.gid === gid && s.xattrs === xattrs && s.major === major && s.minor === minor && sameTime(s.mtime, mtime) && sameTime(s.atime, atime) && sameTime(s.ctime, ctime)) {
+      return s;
+    }
+  }
   if (recentStamps.length >= 8) recentStamps.shift();
-  const own: Stamp = { uid, gid, mtime: shareTime(mtime) };
+  const m = shareTime(mtime);
+  const own = new Stamp(uid, gid, m, sameTime(atime, m) ? m : shareTime(atime), sameTime(ctime, m) ? m : shareTime(ctime), xattrs, major, minor);
   recentStamps.push(own);
   return own;
 }

@@ -127,8 +127,7 @@ export class FsTree {
 
   addSpecial(path: string, kind: 'chardev' | 'blockdev' | 'fifo' | 'socket', attrs: NodeAttrs, major = 0, minor = 0): Inode {
     const node = newInode(kind, attrs);
-    node.major = major;
-    node.minor = minor;
+    (node as TreeNode).setDevice(major, minor);
     this.addLeaf(path, node);
     return node;
   }
