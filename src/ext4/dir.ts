@@ -99,6 +99,7 @@ export function planDirectory(entries: DirEntry[], hashSeed: Uint8Array): DirPla
 /**
  * Encodes the directory's blocks. `self`/`parent` are the inode numbers of "." and "..";
  * `seed` is the directory inode's checksum seed. `minBlocks` pads with empty blocks (lost+found).
+ * `newBlock` hands out zeroed blocks (the writer's reused arena; by default new buffers).
  */
 export function encodeDirectory(
   entries: DirEntry[],
@@ -107,21 +108,22 @@ export function encodeDirectory(
   parent: number,
   seed: number,
   minBlocks = 1,
+  newBlock: () => Buffer = zeroBlock,
 ): Buffer[] {
   if (!plan.indexed) {
-    const blocks = packLinear(entries, true, self, parent);
-    while (blocks.length < minBlocks) blocks.push(emptyLeaf());
+    const blocks = packLinear(entries, newBlock, true, self, parent);
+    while (blocks.length < minBlocks) blocks.push(emptyLeaf(newBlock()));
     for (const b of blocks) sealLeaf(b, seed);
     return blocks;
   }
   const leaves = plan.leaves!.map((l) => {
-    const blocks = packLinear(l, false);
+    const blocks = packLinear(l, newBlock, false);
     if (blocks.length !== 1) throw new Error('internal: htree leaf overflow');
     sealLeaf(blocks[0]!, seed);
     return blocks[0]!;
   });
   const hashes = plan.leafHashes!;
-  const root = Buffer.alloc(BLOCK_SIZE);
+  const root = newBlock();
   writeDirent(root, 0, self, 12, Buffer.from('.'), FT_DIR);
   writeDirent(root, 12, parent, BLOCK_SIZE - 12, Buffer.from('..'), FT_DIR);
   root.writeUInt32LE(0, DX_ROOT_INFO); // reserved_zero
@@ -143,7 +145,7 @@ export function encodeDirectory(
   for (let n = 0; n < k; n++) {
     const from = n * DX_NODE_LIMIT;
     const to = Math.min(leaves.length, from + DX_NODE_LIMIT);
-    const node = Buffer.alloc(BLOCK_SIZE);
+    const node = newBlock();
     writeDirent(node, 0, 0, BLOCK_SIZE, Buffer.alloc(0), 0); // fake empty entry covering the block
     const hs = hashes.slice(from, to);
     nodeHashes.push(n === 0 ? 0 : hs[0]!);
@@ -188,9 +190,9 @@ function writeDirent(b: Buffer, off: number, ino: number, recLen: number, name: 
 }
 
 /** Packs entries into leaf blocks; the last entry of each block stretches to the tail. */
-function packLinear(entries: DirEntry[], withDots: boolean, self = 0, parent = 0): Buffer[] {
+function packLinear(entries: DirEntry[], newBlock: () => Buffer, withDots: boolean, self = 0, parent = 0): Buffer[] {
   const blocks: Buffer[] = [];
-  let block = Buffer.alloc(BLOCK_SIZE);
+  let block = newBlock();
   let off = 0;
   let lastOff = -1;
   const put = (ino: number, name: Buffer, ft: number) => {
@@ -198,7 +200,7 @@ function packLinear(entries: DirEntry[], withDots: boolean, self = 0, parent = 0
     if (off + size > LEAF_SPACE) {
       block.writeUInt16LE(LEAF_SPACE - lastOff, lastOff + 4);
       blocks.push(block);
-      block = Buffer.alloc(BLOCK_SIZE);
+      block = newBlock();
       off = 0;
     }
     writeDirent(block, off, ino, size, name, ft);
@@ -214,13 +216,18 @@ function packLinear(entries: DirEntry[], withDots: boolean, self = 0, parent = 0
     block.writeUInt16LE(LEAF_SPACE - lastOff, lastOff + 4);
     blocks.push(block);
   } else {
-    blocks.push(emptyLeaf());
+    blocks.push(emptyLeaf(block));
   }
   return blocks;
 }
 
-function emptyLeaf(): Buffer {
-  const b = Buffer.alloc(BLOCK_SIZE);
+/** A new zeroed block (the default when the caller has no block arena). */
+function zeroBlock(): Buffer {
+  return Buffer.alloc(BLOCK_SIZE);
+}
+
+/** Makes the zeroed block `b` an empty leaf. */
+function emptyLeaf(b: Buffer): Buffer {
   b.writeUInt32LE(0, 0);
   b.writeUInt16LE(LEAF_SPACE, 4);
   return b;

@@ -29,25 +29,33 @@ export function imageIdentity(plan: TreePlan, o: ResolvedExt4Options): Identity 
 export function fingerprintTree(plan: TreePlan, o: ResolvedExt4Options): Buffer {
   const h = createHash('sha256');
   h.update(fingerprintHeader(o));
-  // One latin1 string per batch of inodes: far fewer hash updates than one per field.
-  let batch = '';
+  // Lines gathered in one reused buffer, hashed when it fills: far fewer hash updates than one
+  // per line, and no long-lived batch string (a string built up over thousands of inodes
+  // survives young-generation collections and ends up as old-generation garbage).
+  const buf = Buffer.allocUnsafe(1 << 16);
+  let used = 0;
+  const add = (line: string) => {
+    if (used + line.length > buf.length) {
+      h.update(buf.subarray(0, used));
+      used = 0;
+    }
+    if (line.length > buf.length) h.update(line, 'latin1');
+    else used += buf.write(line, used, 'latin1');
+  };
   for (let ino = 1; ino <= plan.maxIno; ino++) {
     const n = plan.nodes[ino];
     if (!n) continue;
     const c = n.content && n.content.kind === 'placed' ? n.content : null;
-    batch += `${ino} ${n.kind} ${n.mode} ${n.uid} ${n.gid} ${n.mtime.sec}.${n.mtime.nsec} ${n.atime.sec}.${n.atime.nsec} ${n.ctime.sec}.${n.ctime.nsec} ${n.size} ${c ? c.crc : ''}:${c ? c.runs.length : ''} ${n.major}:${n.minor} ${n.target.length}:${n.target}`;
+    let line = `${ino} ${n.kind} ${n.mode} ${n.uid} ${n.gid} ${n.mtime.sec}.${n.mtime.nsec} ${n.atime.sec}.${n.atime.nsec} ${n.ctime.sec}.${n.ctime.nsec} ${n.size} ${c ? c.crc : ''}:${c ? c.runs.length : ''} ${n.major}:${n.minor} ${n.target.length}:${n.target}`;
     if (n.xattrs.size > 0) {
-      for (const [k, v] of [...n.xattrs].sort((a, b) => (a[0] < b[0] ? -1 : 1))) batch += ` ${k.length}:${k}=${v.length}:${v.toString('latin1')}`;
+      for (const [k, v] of [...n.xattrs].sort((a, b) => (a[0] < b[0] ? -1 : 1))) line += ` ${k.length}:${k}=${v.length}:${v.toString('latin1')}`;
     }
+    add(line);
     const dir = n.kind === 'dir' ? plan.dirs.get(ino) : undefined;
-    if (dir) for (let i = 0; i < dir.names.length; i++) batch += ` ${dir.inos[i]}/${dir.names[i]!.length}:${dir.names[i]}`;
-    batch += '\n';
-    if (batch.length > 1 << 16) {
-      h.update(batch, 'latin1');
-      batch = '';
-    }
+    if (dir) for (let i = 0; i < dir.names.length; i++) add(` ${dir.inos[i]}/${dir.names[i]!.length}:${dir.names[i]}`);
+    add('\n');
   }
-  h.update(batch, 'latin1');
+  h.update(buf.subarray(0, used));
   return h.digest();
 }
 

@@ -82,7 +82,10 @@ export interface TreePlan {
  * descending into its subdirectories (so a directory's entries sit close in the inode table).
  */
 export function numberInodes(root: Inode, lostFound: Inode | null): TreePlan {
-  const nodes: (Inode | undefined)[] = new Array<Inode | undefined>(FIRST_INO + 1).fill(undefined);
+  // Sized once from a count of the names (an upper bound: hard links are counted for each
+  // name), not grown by push, which would leave up to half of it again unused.
+  const nodes: (Inode | undefined)[] = new Array<Inode | undefined>(FIRST_INO + 1 + countNames(root)).fill(undefined);
+  let next = FIRST_INO + 1;
   // only inodes that can be reached twice need a lookup: hard-linked ones and lost+found
   const linked = new Map<Inode, number>();
   const dirs = new Map<number, DirInfo>();
@@ -107,8 +110,8 @@ export function numberInodes(root: Inode, lostFound: Inode | null): TreePlan {
       const child = dir.children!.get(names[i]!)!;
       let childIno = child.kind !== 'dir' && child.links === 1 ? undefined : linked.get(child);
       if (childIno === undefined) {
-        childIno = nodes.length;
-        nodes.push(child);
+        childIno = next++;
+        nodes[childIno] = child;
         if (child.kind !== 'dir' && child.links !== 1) linked.set(child, childIno);
       }
       inos[i] = childIno;
@@ -127,9 +130,10 @@ export function numberInodes(root: Inode, lostFound: Inode | null): TreePlan {
     for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]!);
   }
   for (const info of dirs.values()) if (info.links > MAX_LINKS) info.links = 1;
+  nodes.length = next;
   return {
     nodes,
-    maxIno: Math.max(FIRST_INO, nodes.length - 1),
+    maxIno: Math.max(FIRST_INO, next - 1),
     dirInos: [...dirs.keys()].sort((a, b) => a - b),
     dirs,
     treeCandidates: [],
@@ -142,6 +146,18 @@ export function numberInodes(root: Inode, lostFound: Inode | null): TreePlan {
   };
 }
 
+/** Names in the tree below `root` (a hard-linked inode counts once per name). */
+function countNames(root: Inode): number {
+  let n = 0;
+  const stack: Inode[] = [root];
+  while (stack.length > 0) {
+    const dir = stack.pop()!;
+    n += dir.children!.size;
+    for (const child of dir.children!.values()) if (child.kind === 'dir') stack.push(child);
+  }
+  return n;
+}
+
 /** A directory's entries as the directory encoder takes them (built when needed, not kept). */
 export function dirEntries(info: DirInfo): DirEntry[] {
   const out: DirEntry[] = new Array(info.names.length);
@@ -150,8 +166,8 @@ export function dirEntries(info: DirInfo): DirEntry[] {
 }
 
 /** How many blocks a directory takes, and whether it is hashed. */
-export function dirShape(ino: number, info: DirInfo, hashSeed: Buffer): ReturnType<typeof planDirectory> {
-  const plan = planDirectory(dirEntries(info), hashSeed);
+export function dirShape(ino: number, info: DirInfo, hashSeed: Buffer, entries = dirEntries(info)): ReturnType<typeof planDirectory> {
+  const plan = planDirectory(entries, hashSeed);
   if (ino === LOST_FOUND_INO && plan.blocks < LOST_FOUND_BLOCKS && !plan.indexed) return { ...plan, blocks: LOST_FOUND_BLOCKS };
   return plan;
 }

@@ -405,6 +405,8 @@ export class Ext4Writer implements ContentSink {
 const I_BLOCK_SCRATCH = Buffer.alloc(60);
 const NO_BLOCKS: number[] = [];
 const NO_XATTR_ITEMS: XattrItem[] = [];
+const NO_INOS = new Uint32Array(0);
+const NO_TYPES = new Uint8Array(0);
 
 /** Encodes one inode into its table slot, and its directory, extent-tree and symlink blocks. */
 function encodeOne(
@@ -430,10 +432,15 @@ function encodeOne(
     case 'dir': {
       const info = plan.dirs.get(ino)!;
       // the htree leaves are planned again here (the same way), not kept for every directory
-      const shape = dirShape(ino, info, hashSeed);
+      const entries = dirEntries(info);
+      const shape = dirShape(ino, info, hashSeed, entries);
       const runs = placed.dirRuns.get(ino)!;
-      const blocks = encodeDirectory(dirEntries(info), shape, ino, info.parentIno, seed, shape.blocks);
+      const blocks = encodeDirectory(entries, shape, ino, info.parentIno, seed, shape.blocks, () => out.block());
       out.putRuns(runs, blocks);
+      // nothing reads a directory's entries after this: let them go while the walk goes on
+      info.names = [];
+      info.inos = NO_INOS;
+      info.types = NO_TYPES;
       extents = runsToExtents(runs);
       mode = S_IFDIR;
       size = blocks.length * BLOCK_SIZE;
