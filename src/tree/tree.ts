@@ -216,7 +216,7 @@ export class FsTree {
   private put(dir: Inode, name: string, node: Inode): void {
     if (name.length > MAX_NAME) fail('EXT4_NAME_TOO_LONG', 'add entry', `name longer than ${MAX_NAME} bytes`, name);
     const old = dir.children!.get(name);
-    dir.children!.set(name, node);
+    dir.children!.set(old ? name : ownName(name), node);
     node.links++;
     if (old) this.unlinked(old);
   }
@@ -248,6 +248,15 @@ export class FsTree {
   private implicitDir(): Inode {
     return newInode('dir', { mode: 0o755, uid: 0, gid: 0, mtime: this.defaultTime });
   }
+}
+
+/**
+ * A copy of a new entry's name that does not keep the whole path alive: V8 makes a component of
+ * `path.split('/')` of 13 characters or more a slice of the path string, so a kept name would
+ * retain its entry's full path (on a Debian tree about half the names, ≈ 40 bytes each).
+ */
+function ownName(name: string): string {
+  return name.length < 13 ? name : Buffer.from(name, 'latin1').toString('latin1');
 }
 
 function newInode(kind: NodeKind, a: NodeAttrs): Inode {
