@@ -94,6 +94,16 @@ const HASH_IN = new Uint32Array(8);
  * default). Returns the major hash with bit 0 cleared, as stored in htree index entries.
  */
 export function halfMd4Hash(name: Uint8Array, seed: Uint8Array, unsigned = true): { hash: number; minor: number } {
+  const hash = halfMd4Major(name, seed, unsigned);
+  return { hash, minor: halfMd4LastMinor() };
+}
+
+/**
+ * The major hash alone, without allocating; `halfMd4LastMinor()` then gives the minor hash. For
+ * callers hashing every name of a directory: an object per name, made at one allocation site,
+ * is what V8 may start allocating straight into the old generation (see plan.ts).
+ */
+export function halfMd4Major(name: Uint8Array, seed: Uint8Array, unsigned = true): number {
   const buf = HASH_BUF;
   let seeded = false;
   for (let i = 0; i < 4; i++) {
@@ -114,5 +124,10 @@ export function halfMd4Hash(name: Uint8Array, seed: Uint8Array, unsigned = true)
   let hash = buf[1]! & ~1;
   hash >>>= 0;
   if (hash === 0xfffffffe) hash = 0xfffffffc; // (EXT4_HTREE_EOF_32BIT << 1) is reserved
-  return { hash, minor: buf[2]! };
+  return hash;
+}
+
+/** The minor hash of the last `halfMd4Major` call. */
+export function halfMd4LastMinor(): number {
+  return HASH_BUF[2]!;
 }

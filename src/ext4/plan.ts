@@ -158,10 +158,19 @@ function countNames(root: Inode): number {
   return n;
 }
 
+/** A DirEntry made by a constructor, not a literal (no allocation site to pretenure; see dir.ts Hashed). */
+class Entry implements DirEntry {
+  constructor(
+    readonly name: Buffer,
+    readonly ino: number,
+    readonly fileType: number,
+  ) {}
+}
+
 /** A directory's entries as the directory encoder takes them (built when needed, not kept). */
 export function dirEntries(info: DirInfo): DirEntry[] {
   const out: DirEntry[] = new Array(info.names.length);
-  for (let i = 0; i < info.names.length; i++) out[i] = { name: Buffer.from(info.names[i]!, 'latin1'), ino: info.inos[i]!, fileType: info.types[i]! };
+  for (let i = 0; i < info.names.length; i++) out[i] = new Entry(Buffer.from(info.names[i]!, 'latin1'), info.inos[i]!, info.types[i]!);
   return out;
 }
 
