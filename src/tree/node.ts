@@ -57,8 +57,7 @@ export class TreeNode implements Inode {
   private data: Content | Map<string, Inode> | string | null;
 
   constructor(kind: NodeKind, mode: number, uid: number, gid: number, mtime: Timestamp, atime?: Timestamp, ctime?: Timestamp, xattrs?: ReadonlyMap<string, Buffer>) {
-    const k = KINDS.indexOf(kind);
-    if (k < 0) throw new Error(`internal: unknown node kind ${kind}`);
+    const k = kindIndex(kind);
     this.bits = (k << KIND_SHIFT) | (mode & MODE_MASK);
     this.stamp = shareStamp(uid, gid, mtime, atime ?? mtime, ctime ?? mtime, xattrs ?? NO_XATTRS, 0, 0);
     this.data = k === K_DIR ? new Map<string, Inode>() : k === K_SYMLINK ? '' : null;
@@ -196,6 +195,26 @@ export class TreeNode implements Inode {
     const s = this.stamp;
     this.stamp = shareStamp(s.uid, s.gid, s.mtime, s.atime, s.ctime, s.xattrs, major, minor);
   }
+}
+
+function kindIndex(kind: NodeKind): number {
+  switch (kind) {
+    case 'file':
+      return K_FILE;
+    case 'dir':
+      return K_DIR;
+    case 'symlink':
+      return K_SYMLINK;
+    case 'chardev':
+      return 3;
+    case 'blockdev':
+      return 4;
+    case 'fifo':
+      return 5;
+    case 'socket':
+      return 6;
+  }
+  throw new Error(`internal: unknown node kind ${String(kind)}`);
 }
 
 function sameTime(a: Timestamp, b: Timestamp): boolean {
