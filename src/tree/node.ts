@@ -13,7 +13,8 @@
  *   data    files: Content | null; directories: the children Map; symlinks: the target
  *
  * Callers read and write the `Inode` fields as before; the accessors are monomorphic (one class)
- * so V8 inlines them. A link count above 65534 (only ever an error at finish) is kept aside.
+ * so V8 inlines them. A link count above 65534 (only ever an error at finish), or below 0, is kept
+ * aside.
  */
 import type { Content, Inode, NodeKind, Timestamp } from './types.js';
 
@@ -79,10 +80,11 @@ export class TreeNode implements Inode {
     return l === LINKS_BIG ? bigLinks.get(this)! : l;
   }
   set links(v: number) {
-    if (v < 0 || !Number.isSafeInteger(v)) throw new Error(`internal: bad link count ${v}`);
-    if (v >= LINKS_BIG) bigLinks.set(this, v);
+    if (!Number.isSafeInteger(v)) throw new Error(`internal: bad link count ${v}`);
+    const big = v < 0 || v >= LINKS_BIG;
+    if (big) bigLinks.set(this, v);
     else if (this.bits >>> LINKS_SHIFT === LINKS_BIG) bigLinks.delete(this);
-    this.bits = (this.bits & LOW_MASK) | (Math.min(v, LINKS_BIG) << LINKS_SHIFT);
+    this.bits = (this.bits & LOW_MASK) | ((big ? LINKS_BIG : v) << LINKS_SHIFT);
   }
 
   get uid(): number {

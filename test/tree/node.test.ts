@@ -55,7 +55,7 @@ test('mode keeps only the permission bits; kind, links and mode do not disturb e
 
 test('link counts beyond the packed field are kept exactly', () => {
   const n = new TreeNode('file', 0o644, 0, 0, T1);
-  for (const v of [65534, 65535, 65536, 1_000_000, 65535, 65534, 3, 0]) {
+  for (const v of [65534, 65535, 65536, 1_000_000, 65535, 65534, 3, 0, -1, 2]) {
     n.links = v;
     assert.equal(n.links, v);
     assert.deepEqual([n.kind, n.mode], ['file', 0o644]);
