@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { fail } from '../errors.js';
 import { crc32c } from './crc32c.js';
 import { fingerprintHeader, type ResolvedExt4Options } from './options.js';
-import type { TreePlan } from './plan.js';
+import { dirNames, type TreePlan } from './plan.js';
 
 export interface Identity {
   uuid: Buffer;
@@ -42,7 +42,10 @@ export function fingerprintTree(plan: TreePlan, o: ResolvedExt4Options): Buffer 
       for (const [k, v] of [...n.xattrs].sort((a, b) => (a[0] < b[0] ? -1 : 1))) line += ` ${k.length}:${k}=${v.length}:${v.toString('latin1')}`;
     }
     const dir = n.kind === 'dir' ? plan.dirs.get(ino) : undefined;
-    if (dir) for (let i = 0; i < dir.names.length; i++) line += ` ${dir.inos[i]}/${dir.names[i]!.length}:${dir.names[i]}`;
+    if (dir) {
+      let i = 0;
+      for (const name of dirNames(n, dir)) line += ` ${dir.inos[i++]}/${name.length}:${name}`;
+    }
     batch += line + '\n';
     if (batch.length > 1 << 13) {
       h.update(batch, 'latin1');

@@ -432,13 +432,12 @@ function encodeOne(
     case 'dir': {
       const info = plan.dirs.get(ino)!;
       // the htree leaves are planned again here (the same way), not kept for every directory
-      const entries = dirEntries(info);
-      const shape = dirShape(ino, info, hashSeed, entries);
+      const entries = dirEntries(n, info);
+      const shape = dirShape(ino, n, info, hashSeed, entries);
       const runs = placed.dirRuns.get(ino)!;
       const blocks = encodeDirectory(entries, shape, ino, info.parentIno, seed, shape.blocks, () => out.block());
       out.putRuns(runs, blocks);
       // nothing reads a directory's entries after this: let them go while the walk goes on
-      info.names = [];
       info.inos = NO_INOS;
       info.types = NO_TYPES;
       extents = runsToExtents(runs);
