@@ -64,6 +64,31 @@ interface CurrentFile {
   crc: number;
 }
 
+/**
+ * Placed content in one run from logical block 0 — most files. One object of three fields that
+ * is its own single run, instead of four objects (content, runs array, its elements, the run):
+ * 48 bytes instead of 152 a file. `runs` makes a new one-element array on each read.
+ */
+class OneRun implements BlockRun {
+  constructor(
+    readonly physical: number,
+    readonly length: number,
+    readonly crc: number,
+  ) {}
+
+  get kind(): 'placed' {
+    return 'placed';
+  }
+
+  get logical(): number {
+    return 0;
+  }
+
+  get runs(): BlockRun[] {
+    return [this];
+  }
+}
+
 export class DataSink {
   private batch: Batch | null = null;
   private inFlight: Pending[] = [];
@@ -176,7 +201,10 @@ export class DataSink {
     this.cur = null;
     if (f.written !== f.expected) throw new Error('internal: file body shorter than declared');
     if (f.runs.length === 0) return null;
-    return { kind: 'placed', runs: f.runs, crc: f.crc };
+    const first = f.runs[0]!;
+    if (f.runs.length === 1 && first.logical === 0) return new OneRun(first.physical, first.length, f.crc);
+    // a copy of exactly its length: the array grown by push has room for 17 runs (136 bytes more)
+    return { kind: 'placed', runs: f.runs.slice(), crc: f.crc };
   }
 
   /** Abandons the current file (its blocks are returned to the allocator). */

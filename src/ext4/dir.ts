@@ -27,7 +27,7 @@ import {
   DX_ROOT_LIMIT,
   FT_DIR,
 } from './format.js';
-import { halfMd4Hash } from './htree.js';
+import { halfMd4LastMinor, halfMd4Major } from './htree.js';
 
 export interface DirEntry {
   /** Name bytes (1..255). */
@@ -53,6 +53,20 @@ export interface DirPlan {
 }
 
 /**
+ * An entry with its name hash. A class, not an object literal: V8 tracks literal allocation
+ * sites and, when a scavenge finds most of a site's objects alive (a large directory being
+ * planned), allocates that site's later objects straight into the old generation, where every
+ * entry they point to is kept too until the next full collection (+250 MB at a million entries).
+ */
+class Hashed {
+  constructor(
+    readonly e: DirEntry,
+    readonly hash: number,
+    readonly minor: number,
+  ) {}
+}
+
+/**
  * Decides the block layout of a directory with `entries` (not counting "." and "..").
  * Entries must already be sorted by name (byte order) for the linear case.
  */
@@ -63,7 +77,10 @@ export function planDirectory(entries: DirEntry[], hashSeed: Uint8Array): DirPla
   if (used <= LEAF_SPACE) return { blocks: 1, indexed: false };
 
   // Hashed: sort by (hash, minor, name); pack leaves; index them.
-  const hashed = entries.map((e) => ({ e, ...halfMd4Hash(e.name, hashSeed, true) }));
+  const hashed = entries.map((e) => {
+    const hash = halfMd4Major(e.name, hashSeed, true);
+    return new Hashed(e, hash, halfMd4LastMinor());
+  });
   hashed.sort((a, b) => a.hash - b.hash || a.minor - b.minor || Buffer.compare(a.e.name, b.e.name));
   const leaves: DirEntry[][] = [];
   const leafHashes: number[] = [];
@@ -99,6 +116,7 @@ export function planDirectory(entries: DirEntry[], hashSeed: Uint8Array): DirPla
 /**
  * Encodes the directory's blocks. `self`/`parent` are the inode numbers of "." and "..";
  * `seed` is the directory inode's checksum seed. `minBlocks` pads with empty blocks (lost+found).
+ * `newBlock` hands out zeroed blocks (the writer's reused arena; by default new buffers).
  */
 export function encodeDirectory(
   entries: DirEntry[],
@@ -107,21 +125,22 @@ export function encodeDirectory(
   parent: number,
   seed: number,
   minBlocks = 1,
+  newBlock: () => Buffer = zeroBlock,
 ): Buffer[] {
   if (!plan.indexed) {
-    const blocks = packLinear(entries, true, self, parent);
-    while (blocks.length < minBlocks) blocks.push(emptyLeaf());
+    const blocks = packLinear(entries, newBlock, true, self, parent);
+    while (blocks.length < minBlocks) blocks.push(emptyLeaf(newBlock()));
     for (const b of blocks) sealLeaf(b, seed);
     return blocks;
   }
   const leaves = plan.leaves!.map((l) => {
-    const blocks = packLinear(l, false);
+    const blocks = packLinear(l, newBlock, false);
     if (blocks.length !== 1) throw new Error('internal: htree leaf overflow');
     sealLeaf(blocks[0]!, seed);
     return blocks[0]!;
   });
   const hashes = plan.leafHashes!;
-  const root = Buffer.alloc(BLOCK_SIZE);
+  const root = newBlock();
   writeDirent(root, 0, self, 12, Buffer.from('.'), FT_DIR);
   writeDirent(root, 12, parent, BLOCK_SIZE - 12, Buffer.from('..'), FT_DIR);
   root.writeUInt32LE(0, DX_ROOT_INFO); // reserved_zero
@@ -143,7 +162,7 @@ export function encodeDirectory(
   for (let n = 0; n < k; n++) {
     const from = n * DX_NODE_LIMIT;
     const to = Math.min(leaves.length, from + DX_NODE_LIMIT);
-    const node = Buffer.alloc(BLOCK_SIZE);
+    const node = newBlock();
     writeDirent(node, 0, 0, BLOCK_SIZE, Buffer.alloc(0), 0); // fake empty entry covering the block
     const hs = hashes.slice(from, to);
     nodeHashes.push(n === 0 ? 0 : hs[0]!);
@@ -188,9 +207,9 @@ function writeDirent(b: Buffer, off: number, ino: number, recLen: number, name: 
 }
 
 /** Packs entries into leaf blocks; the last entry of each block stretches to the tail. */
-function packLinear(entries: DirEntry[], withDots: boolean, self = 0, parent = 0): Buffer[] {
+function packLinear(entries: DirEntry[], newBlock: () => Buffer, withDots: boolean, self = 0, parent = 0): Buffer[] {
   const blocks: Buffer[] = [];
-  let block = Buffer.alloc(BLOCK_SIZE);
+  let block = newBlock();
   let off = 0;
   let lastOff = -1;
   const put = (ino: number, name: Buffer, ft: number) => {
@@ -198,7 +217,7 @@ function packLinear(entries: DirEntry[], withDots: boolean, self = 0, parent = 0
     if (off + size > LEAF_SPACE) {
       block.writeUInt16LE(LEAF_SPACE - lastOff, lastOff + 4);
       blocks.push(block);
-      block = Buffer.alloc(BLOCK_SIZE);
+      block = newBlock();
       off = 0;
     }
     writeDirent(block, off, ino, size, name, ft);
@@ -214,13 +233,18 @@ function packLinear(entries: DirEntry[], withDots: boolean, self = 0, parent = 0
     block.writeUInt16LE(LEAF_SPACE - lastOff, lastOff + 4);
     blocks.push(block);
   } else {
-    blocks.push(emptyLeaf());
+    blocks.push(emptyLeaf(block));
   }
   return blocks;
 }
 
-function emptyLeaf(): Buffer {
-  const b = Buffer.alloc(BLOCK_SIZE);
+/** A new zeroed block (the default when the caller has no block arena). */
+function zeroBlock(): Buffer {
+  return Buffer.alloc(BLOCK_SIZE);
+}
+
+/** Makes the zeroed block `b` an empty leaf. */
+function emptyLeaf(b: Buffer): Buffer {
   b.writeUInt32LE(0, 0);
   b.writeUInt16LE(LEAF_SPACE, 4);
   return b;

@@ -85,13 +85,26 @@ function str2hashbuf(msg: Uint8Array, start: number, len: number, out: Uint32Arr
 }
 
 const DEFAULT_SEED = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
+/** Scratch state, reused by every call (a directory of a million names hashes a million times). */
+const HASH_BUF = new Uint32Array(4);
+const HASH_IN = new Uint32Array(8);
 
 /**
  * ext4 half-MD4 name hash. `seed` is the superblock's s_hash_seed (16 bytes; all zero means the
  * default). Returns the major hash with bit 0 cleared, as stored in htree index entries.
  */
 export function halfMd4Hash(name: Uint8Array, seed: Uint8Array, unsigned = true): { hash: number; minor: number } {
-  const buf = new Uint32Array(4);
+  const hash = halfMd4Major(name, seed, unsigned);
+  return { hash, minor: halfMd4LastMinor() };
+}
+
+/**
+ * The major hash alone, without allocating; `halfMd4LastMinor()` then gives the minor hash. For
+ * callers hashing every name of a directory: an object per name, made at one allocation site,
+ * is what V8 may start allocating straight into the old generation (see plan.ts).
+ */
+export function halfMd4Major(name: Uint8Array, seed: Uint8Array, unsigned = true): number {
+  const buf = HASH_BUF;
   let seeded = false;
   for (let i = 0; i < 4; i++) {
     const w = (seed[i * 4]! | (seed[i * 4 + 1]! << 8) | (seed[i * 4 + 2]! << 16) | (seed[i * 4 + 3]! << 24)) >>> 0;
@@ -99,7 +112,7 @@ export function halfMd4Hash(name: Uint8Array, seed: Uint8Array, unsigned = true)
     if (w !== 0) seeded = true;
   }
   if (!seeded) buf.set(DEFAULT_SEED);
-  const inp = new Uint32Array(8);
+  const inp = HASH_IN;
   let len = name.length;
   let p = 0;
   while (len > 0) {
@@ -111,5 +124,10 @@ export function halfMd4Hash(name: Uint8Array, seed: Uint8Array, unsigned = true)
   let hash = buf[1]! & ~1;
   hash >>>= 0;
   if (hash === 0xfffffffe) hash = 0xfffffffc; // (EXT4_HTREE_EOF_32BIT << 1) is reserved
-  return { hash, minor: buf[2]! };
+  return hash;
+}
+
+/** The minor hash of the last `halfMd4Major` call. */
+export function halfMd4LastMinor(): number {
+  return HASH_BUF[2]!;
 }

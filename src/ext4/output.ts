@@ -13,7 +13,8 @@ import { writevFully } from './datasink.js';
 import { BLOCK_SIZE, BLOCKS_PER_GROUP, DESC_SIZE, DESCS_PER_BLOCK, groupHasSuperblock, SUPERBLOCK_OFFSET } from './format.js';
 
 /** Metadata held in memory before it is written out. */
-export const BLOCK_WRITER_BUDGET = 8 * 1024 * 1024;
+export const BLOCK_WRITER_BUDGET = 2 * 1024 * 1024;
+const SLAB_BYTES = 256 * 1024;
 
 /**
  * Collects metadata blocks and writes them sorted, merging neighbours into large writes.
@@ -23,8 +24,29 @@ export class BlockWriter {
   private zeros: Run[] = [];
   /** Bytes of blocks waiting to be written. */
   held = 0;
+  /** Slabs `block()` carves blocks from: in use until the next flush, then zeroed and reused. */
+  private slab: Buffer | null = null;
+  private slabUsed = 0;
+  private slabsInUse: Buffer[] = [];
+  private slabsFree: Buffer[] = [];
 
   constructor(private readonly fh: FileHandle) {}
+
+  /**
+   * A zeroed block to fill and `put` before the next flush (after it, the memory is reused).
+   * Encoding millions of directory blocks through these slabs instead of a new buffer each
+   * keeps the garbage, and the peak memory, down.
+   */
+  block(): Buffer {
+    if (!this.slab || this.slabUsed === this.slab.length) {
+      this.slab = this.slabsFree.pop() ?? Buffer.alloc(SLAB_BYTES);
+      this.slabsInUse.push(this.slab);
+      this.slabUsed = 0;
+    }
+    const b = this.slab.subarray(this.slabUsed, this.slabUsed + BLOCK_SIZE);
+    this.slabUsed += BLOCK_SIZE;
+    return b;
+  }
 
   put(block: number, buf: Buffer): void {
     if (buf.length !== BLOCK_SIZE) throw new Error('internal: metadata block of wrong size');
@@ -58,6 +80,9 @@ export class BlockWriter {
     this.blocks.clear();
     this.zeros = [];
     this.held = 0;
+    for (const s of this.slabsInUse) this.slabsFree.push(s.fill(0));
+    this.slabsInUse = [];
+    this.slab = null;
   }
 }
 
@@ -85,10 +110,4 @@ export function putSuperblocks(out: BlockWriter, sb: Superblock, groups: number)
     encodeSuperblock({ ...sb, blockGroupNr: g }).copy(b, g === 0 ? SUPERBLOCK_OFFSET : 0);
     out.put(g * BLOCKS_PER_GROUP, b);
   }
-}
-
-export function splitBlocks(buf: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  for (let off = 0; off < buf.length; off += BLOCK_SIZE) out.push(buf.subarray(off, off + BLOCK_SIZE));
-  return out;
 }

@@ -5,7 +5,8 @@
  *
  * Memory is what this module is careful about: a tree may hold millions of entries, so nothing
  * here is per inode except one array slot (the node at its inode number). Directories keep their
- * sorted names and child inode numbers in flat arrays; the few inodes that need more (extent-tree
+ * child inode numbers and file types in flat typed arrays, in name order — the order numbering puts
+ * each directory's children map in, so the names themselves need no second copy; the few inodes that need more (extent-tree
  * blocks, slow symlinks, xattrs) are listed sparsely. Directory entries as byte buffers and
  * htree leaves are rebuilt per directory when they are needed, never held for all of them.
  */
@@ -35,7 +36,6 @@ import { compareItems, placeXattrs, toXattrItem, type XattrItem } from './xattr.
 export interface DirInfo {
   parentIno: number;
   links: number;
-  names: string[];
   inos: Uint32Array;
   types: Uint8Array;
   /** Blocks and whether it is hashed (set by planMetadata). */
@@ -82,11 +82,14 @@ export interface TreePlan {
  * descending into its subdirectories (so a directory's entries sit close in the inode table).
  */
 export function numberInodes(root: Inode, lostFound: Inode | null): TreePlan {
-  const nodes: (Inode | undefined)[] = new Array<Inode | undefined>(FIRST_INO + 1).fill(undefined);
+  // Sized once from a count of the names (an upper bound: hard links are counted for each
+  // name), not grown by push, which would leave up to half of it again unused.
+  const nodes: (Inode | undefined)[] = new Array<Inode | undefined>(FIRST_INO + 1 + countNames(root)).fill(undefined);
+  let next = FIRST_INO + 1;
   // only inodes that can be reached twice need a lookup: hard-linked ones and lost+found
   const linked = new Map<Inode, number>();
   const dirs = new Map<number, DirInfo>();
-  const newDir = (parentIno: number): DirInfo => ({ parentIno, links: 2, names: [], inos: new Uint32Array(0), types: new Uint8Array(0), blocks: 0, indexed: false });
+  const newDir = (parentIno: number): DirInfo => ({ parentIno, links: 2, inos: new Uint32Array(0), types: new Uint8Array(0), blocks: 0, indexed: false });
   nodes[ROOT_INO] = root;
   dirs.set(ROOT_INO, newDir(ROOT_INO));
   if (lostFound) {
@@ -107,8 +110,8 @@ export function numberInodes(root: Inode, lostFound: Inode | null): TreePlan {
       const child = dir.children!.get(names[i]!)!;
       let childIno = child.kind !== 'dir' && child.links === 1 ? undefined : linked.get(child);
       if (childIno === undefined) {
-        childIno = nodes.length;
-        nodes.push(child);
+        childIno = next++;
+        nodes[childIno] = child;
         if (child.kind !== 'dir' && child.links !== 1) linked.set(child, childIno);
       }
       inos[i] = childIno;
@@ -121,15 +124,16 @@ export function numberInodes(root: Inode, lostFound: Inode | null): TreePlan {
         subdirs.push(childIno);
       }
     }
-    info.names = names;
+    sortChildren(dir.children!, names);
     info.inos = inos;
     info.types = types;
     for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]!);
   }
   for (const info of dirs.values()) if (info.links > MAX_LINKS) info.links = 1;
+  nodes.length = next;
   return {
     nodes,
-    maxIno: Math.max(FIRST_INO, nodes.length - 1),
+    maxIno: Math.max(FIRST_INO, next - 1),
     dirInos: [...dirs.keys()].sort((a, b) => a - b),
     dirs,
     treeCandidates: [],
@@ -142,16 +146,67 @@ export function numberInodes(root: Inode, lostFound: Inode | null): TreePlan {
   };
 }
 
+/** Names in the tree below `root` (a hard-linked inode counts once per name). */
+function countNames(root: Inode): number {
+  let n = 0;
+  const stack: Inode[] = [root];
+  while (stack.length > 0) {
+    const dir = stack.pop()!;
+    n += dir.children!.size;
+    for (const child of dir.children!.values()) if (child.kind === 'dir') stack.push(child);
+  }
+  return n;
+}
+
+/** A DirEntry made by a constructor, not a literal (no allocation site to pretenure; see dir.ts Hashed). */
+class Entry implements DirEntry {
+  constructor(
+    readonly name: Buffer,
+    readonly ino: number,
+    readonly fileType: number,
+  ) {}
+}
+
+/**
+ * Puts a children map in name order (`names`, sorted), so that iterating it later gives the
+ * entries in the order their inode numbers were given. Map order is no part of the tree's
+ * contract (types.ts: "unordered").
+ */
+function sortChildren(children: Map<string, Inode>, names: string[]): void {
+  let i = 0;
+  let inOrder = true;
+  for (const k of children.keys()) {
+    if (k !== names[i++]) {
+      inOrder = false;
+      break;
+    }
+  }
+  if (inOrder) return;
+  const nodes = names.map((k) => children.get(k)!);
+  children.clear();
+  for (let j = 0; j < names.length; j++) children.set(names[j]!, nodes[j]!);
+}
+
+/** A directory's names in inode-number order (numberInodes sorted its map), checked against its plan. */
+export function dirNames(dir: Inode, info: DirInfo): IterableIterator<string> {
+  if (dir.children!.size !== info.inos.length) throw new Error('internal: directory changed after numbering');
+  return dir.children!.keys();
+}
+
 /** A directory's entries as the directory encoder takes them (built when needed, not kept). */
-export function dirEntries(info: DirInfo): DirEntry[] {
-  const out: DirEntry[] = new Array(info.names.length);
-  for (let i = 0; i < info.names.length; i++) out[i] = { name: Buffer.from(info.names[i]!, 'latin1'), ino: info.inos[i]!, fileType: info.types[i]! };
+export function dirEntries(dir: Inode, info: DirInfo): DirEntry[] {
+  const out: DirEntry[] = new Array(info.inos.length);
+  let i = 0;
+  for (const name of dirNames(dir, info)) {
+    out[i] = new Entry(Buffer.from(name, 'latin1'), info.inos[i]!, info.types[i]!);
+    i++;
+  }
   return out;
 }
 
 /** How many blocks a directory takes, and whether it is hashed. */
-export function dirShape(ino: number, info: DirInfo, hashSeed: Buffer): ReturnType<typeof planDirectory> {
-  const plan = planDirectory(dirEntries(info), hashSeed);
+export function dirShape(ino: number, dir: Inode, info: DirInfo, hashSeed: Buffer, entries = dirEntries(dir, info)): ReturnType<typeof planDirectory> {
+  const plan = planDirectory(entries, hashSeed);
   if (ino === LOST_FOUND_INO && plan.blocks < LOST_FOUND_BLOCKS && !plan.indexed) return { ...plan, blocks: LOST_FOUND_BLOCKS };
   return plan;
 }
@@ -168,7 +223,7 @@ export function planMetadata(plan: TreePlan, hashSeed: Buffer): void {
     if (n.kind === 'dir') {
       plan.directories++;
       const info = plan.dirs.get(ino)!;
-      const shape = dirShape(ino, info, hashSeed);
+      const shape = dirShape(ino, n, info, hashSeed);
       info.blocks = shape.blocks;
       info.indexed = shape.indexed;
       plan.metaBlocks += shape.blocks;

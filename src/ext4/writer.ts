@@ -21,7 +21,7 @@ import type { FsTree } from '../tree/tree.js';
 import { BlockAllocator, type Run } from './alloc.js';
 import { groupBitmaps, usedInodesIn } from './bitmaps.js';
 import { encodeInode, inodeCsumSeed, sealInode, type Extent, type Superblock, TIME_MAX, TIME_MIN } from './codec.js';
-import { DataSink } from './datasink.js';
+import { DataSink, writevFully } from './datasink.js';
 import { encodeDirectory } from './dir.js';
 import { encodeExtentTree, runsToExtents } from './extents.js';
 import {
@@ -74,7 +74,7 @@ import { formatUuid, imageIdentity } from './identity.js';
 import { encodeJournalSuperblock } from './journal.js';
 import { allocateMetadata, chooseLayout, type MetadataPlacement } from './layout.js';
 import { resolveExt4Options, type Ext4Options, type ResolvedExt4Options } from './options.js';
-import { BLOCK_WRITER_BUDGET, BlockWriter, putDescriptors, putSuperblocks, splitBlocks } from './output.js';
+import { BLOCK_WRITER_BUDGET, BlockWriter, putDescriptors, putSuperblocks } from './output.js';
 import { dirEntries, dirShape, numberInodes, planMetadata, type TreePlan } from './plan.js';
 import { encodeInodeXattrs, encodeXattrBlock, sealXattrBlock, type XattrItem } from './xattr.js';
 
@@ -220,22 +220,20 @@ export class Ext4Writer implements ContentSink {
     lap('allocate');
     // ---- encode and write
     const out = new BlockWriter(this.fh);
-    // Inode tables are filled in inode order, so each group's table is written out as soon as
-    // the walk passes it; tables of groups without inodes are left as holes (or zeroed if stale).
-    let table: Buffer | null = null;
+    // Inode tables are filled in inode order, so each group's table is written out (one
+    // contiguous write) as soon as the walk passes it, and its buffer is reused for the next
+    // group; tables of groups without inodes are left as holes (or zeroed if stale).
+    const table = Buffer.alloc(itableBlocks * BLOCK_SIZE);
     let tableGroup = -1;
-    const closeTable = () => {
-      if (table) out.putRuns([{ start: itable[tableGroup]!, length: itableBlocks }], splitBlocks(table));
-      table = null;
+    const closeTable = async () => {
+      if (tableGroup < 0) return;
+      await writevFully(this.fh, [table], itable[tableGroup]! * BLOCK_SIZE);
+      table.fill(0);
+      tableGroup = -1;
     };
     const tableSlot = (ino: number) => {
-      const g = Math.floor((ino - 1) / ipg);
-      if (g !== tableGroup) {
-        closeTable();
-        tableGroup = g;
-        table = Buffer.alloc(itableBlocks * BLOCK_SIZE);
-      }
-      return { buf: table!, off: ((ino - 1) % ipg) * INODE_SIZE };
+      if (Math.floor((ino - 1) / ipg) !== tableGroup) throw new Error('internal: inode table of another group');
+      return { buf: table, off: ((ino - 1) % ipg) * INODE_SIZE };
     };
     // Metadata written only in part must not keep bytes of dropped content: unused inode
     // tables and the journal's log area, where they came from gaps. Registered before anything
@@ -247,6 +245,10 @@ export class Ext4Writer implements ContentSink {
     let jnlBlocks: number[] = [];
     for (let ino = 1; ino <= maxIno; ino++) {
       if (out.held > BLOCK_WRITER_BUDGET) await out.flush();
+      if (Math.floor((ino - 1) / ipg) !== tableGroup) {
+        await closeTable();
+        tableGroup = Math.floor((ino - 1) / ipg);
+      }
       if (ino === JOURNAL_INO) {
         if (journalBlocks > 0) jnlBlocks = this.encodeJournal(journalRuns, uuid, csumSeed, tableSlot(JOURNAL_INO), out);
         continue;
@@ -261,7 +263,7 @@ export class Ext4Writer implements ContentSink {
       out.put(x.block, b);
     }
 
-    closeTable();
+    await closeTable();
 
     lap('encode inodes');
     // ---- bitmaps and descriptors
@@ -403,6 +405,8 @@ export class Ext4Writer implements ContentSink {
 const I_BLOCK_SCRATCH = Buffer.alloc(60);
 const NO_BLOCKS: number[] = [];
 const NO_XATTR_ITEMS: XattrItem[] = [];
+const NO_INOS = new Uint32Array(0);
+const NO_TYPES = new Uint8Array(0);
 
 /** Encodes one inode into its table slot, and its directory, extent-tree and symlink blocks. */
 function encodeOne(
@@ -428,10 +432,14 @@ function encodeOne(
     case 'dir': {
       const info = plan.dirs.get(ino)!;
       // the htree leaves are planned again here (the same way), not kept for every directory
-      const shape = dirShape(ino, info, hashSeed);
+      const entries = dirEntries(n, info);
+      const shape = dirShape(ino, n, info, hashSeed, entries);
       const runs = placed.dirRuns.get(ino)!;
-      const blocks = encodeDirectory(dirEntries(info), shape, ino, info.parentIno, seed, shape.blocks);
+      const blocks = encodeDirectory(entries, shape, ino, info.parentIno, seed, shape.blocks, () => out.block());
       out.putRuns(runs, blocks);
+      // nothing reads a directory's entries after this: let them go while the walk goes on
+      info.inos = NO_INOS;
+      info.types = NO_TYPES;
       extents = runsToExtents(runs);
       mode = S_IFDIR;
       size = blocks.length * BLOCK_SIZE;

@@ -12,14 +12,13 @@
  * written to the image can be reused.
  */
 import { fail, printable } from '../errors.js';
+import { TreeNode } from './node.js';
 import type { Content, Inode, NodeKind, Timestamp } from './types.js';
 
 /** Linux limits: NAME_MAX, and PATH_MAX - 1 for a symlink target. */
 const MAX_NAME = 255;
 const MAX_TARGET = 4095;
 
-/** Shared by every inode without xattrs (most of them): one map instead of tens of thousands. */
-const NO_XATTRS: ReadonlyMap<string, Buffer> = new Map();
 
 export interface TreeOptions {
   /** Time for implied parents and the root when no entry sets them. Default: epoch 0. */
@@ -103,14 +102,13 @@ export class FsTree {
       applyAttrs(existing, attrs);
       return existing;
     }
-    const node = newInode('dir', attrs, this.defaultTime);
-    node.children = new Map();
+    const node = newInode('dir', attrs);
     this.put(parent, name, node);
     return node;
   }
 
   addFile(path: string, attrs: NodeAttrs, size: number, content: Content | null): Inode {
-    const node = newInode('file', attrs, this.defaultTime);
+    const node = newInode('file', attrs);
     node.size = size;
     node.content = content;
     this.addLeaf(path, node);
@@ -121,16 +119,15 @@ export class FsTree {
     if (target.length > MAX_TARGET) fail('EXT4_SYMLINK_TOO_LONG', `add symlink ${path}`, `target longer than ${MAX_TARGET} bytes`, target.length);
     if (target.length === 0) fail('TREE_BAD_PATH', `add symlink ${path}`, 'empty symlink target', path);
     // Linux creates every symlink 0777 and cannot change it; an archive's mode for one is noise.
-    const node = newInode('symlink', { ...attrs, mode: 0o777 }, this.defaultTime);
+    const node = newInode('symlink', { ...attrs, mode: 0o777 });
     node.target = target;
     this.addLeaf(path, node);
     return node;
   }
 
   addSpecial(path: string, kind: 'chardev' | 'blockdev' | 'fifo' | 'socket', attrs: NodeAttrs, major = 0, minor = 0): Inode {
-    const node = newInode(kind, attrs, this.defaultTime);
-    node.major = major;
-    node.minor = minor;
+    const node = newInode(kind, attrs);
+    (node as TreeNode).setDevice(major, minor);
     this.addLeaf(path, node);
     return node;
   }
@@ -219,7 +216,7 @@ export class FsTree {
   private put(dir: Inode, name: string, node: Inode): void {
     if (name.length > MAX_NAME) fail('EXT4_NAME_TOO_LONG', 'add entry', `name longer than ${MAX_NAME} bytes`, name);
     const old = dir.children!.get(name);
-    dir.children!.set(name, node);
+    dir.children!.set(old ? name : ownName(name), node);
     node.links++;
     if (old) this.unlinked(old);
   }
@@ -249,54 +246,24 @@ export class FsTree {
   }
 
   private implicitDir(): Inode {
-    const node = newInode('dir', { mode: 0o755, uid: 0, gid: 0, mtime: this.defaultTime }, this.defaultTime);
-    node.children = new Map();
-    return node;
+    return newInode('dir', { mode: 0o755, uid: 0, gid: 0, mtime: this.defaultTime });
   }
 }
 
-function newInode(kind: NodeKind, attrs: NodeAttrs, defaultTime: Timestamp): Inode {
-  const node: Inode = {
-    kind,
-    mode: 0,
-    uid: 0,
-    gid: 0,
-    atime: defaultTime,
-    mtime: defaultTime,
-    ctime: defaultTime,
-    xattrs: NO_XATTRS,
-    size: 0,
-    content: null,
-    target: '',
-    major: 0,
-    minor: 0,
-    children: null,
-    links: 0,
-  };
-  applyAttrs(node, attrs);
-  return node;
-}
-
-function applyAttrs(node: Inode, attrs: NodeAttrs): void {
-  node.mode = attrs.mode & 0o7777;
-  node.uid = attrs.uid;
-  node.gid = attrs.gid;
-  node.mtime = shareTime(attrs.mtime);
-  node.atime = attrs.atime ? shareTime(attrs.atime) : node.mtime;
-  node.ctime = attrs.ctime ? shareTime(attrs.ctime) : node.mtime;
-  node.xattrs = attrs.xattrs ?? NO_XATTRS;
-}
-
 /**
- * Archives give runs of entries the same times (a package's files, a layer's): such entries share
- * one Timestamp object instead of keeping one each (40 bytes an entry). Timestamps are never
- * mutated, only replaced, so sharing is safe.
+ * A copy of a new entry's name that does not keep the whole path alive: V8 makes a component of
+ * `path.split('/')` of 13 characters or more a slice of the path string, so a kept name would
+ * retain its entry's full path (on a Debian tree about half the names, ≈ 40 bytes each).
  */
-const recentTimes: Timestamp[] = [];
-function shareTime(t: Timestamp): Timestamp {
-  for (const r of recentTimes) if (r.sec === t.sec && r.nsec === t.nsec) return r;
-  if (recentTimes.length >= 4) recentTimes.shift();
-  const own = { sec: t.sec, nsec: t.nsec };
-  recentTimes.push(own);
-  return own;
+function ownName(name: string): string {
+  return name.length < 13 ? name : Buffer.from(name, 'latin1').toString('latin1');
+}
+
+function newInode(kind: NodeKind, a: NodeAttrs): Inode {
+  return new TreeNode(kind, a.mode, a.uid, a.gid, a.mtime, a.atime, a.ctime, a.xattrs);
+}
+
+/** Every node of an FsTree is a TreeNode (made by newInode). */
+function applyAttrs(node: Inode, a: NodeAttrs): void {
+  (node as TreeNode).setAttrs(a.mode, a.uid, a.gid, a.mtime, a.atime, a.ctime, a.xattrs);
 }

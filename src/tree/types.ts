@@ -30,8 +30,12 @@ export type Content =
   /** To be filled in by the source before the image is finished (e.g. read again from a layer). */
   | { kind: 'deferred' };
 
+/**
+ * One file, directory, link or device. Trees build these as `TreeNode`s (node.ts), which keep
+ * the fields packed (a tree may hold millions); read and assign the fields as on a plain object.
+ */
 export interface Inode {
-  kind: NodeKind;
+  readonly kind: NodeKind;
   /** Permission bits incl. setuid/setgid/sticky (0o7777). */
   mode: number;
   uid: number;

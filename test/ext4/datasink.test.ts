@@ -74,6 +74,10 @@ test('bodies written in odd-sized chunks read back from their runs; reserved blo
     assert.equal(runs[1]!.physical, G + 2);
     assert.equal(runs[1]!.logical, runs[0]!.length);
     assert.equal(sink.bytesIn, files.reduce((n, f) => n + f.length, 0));
+    // a one-run file (kept as one compact object) still reads as content with one run
+    const one = placed[2] as Extract<Content, { kind: 'placed' }>;
+    assert.deepEqual(one.runs.map((r) => [r.logical, r.length]), [[0, 6]]);
+    assert.equal(one.runs[0]!.physical + 6, (placed[3] as Extract<Content, { kind: 'placed' }>).runs[0]!.physical);
   }, G - 12);
 });
 
