@@ -6,7 +6,9 @@
  * so a deleted or changed output is simply built again.
  *
  * The key covers everything the image's bytes depend on:
- *   - the tool: its version, the built-in agent binaries and the provisioning assets;
+ *   - the tool: its version, this compiled module's own identity (tsc rewrites every output file
+ *     on each build, so a rebuilt checkout is a new tool), the built-in agent binaries and the
+ *     provisioning assets; the host's architecture (a base without one takes it);
  *   - the resolved spec (every key, defaults filled in; the output path left out) and the
  *     build's SOURCE_DATE_EPOCH;
  *   - every local file the spec reads (a tar:/dir:/oci:/docker-archive: base, `files:`, a custom
@@ -18,7 +20,8 @@
  *     what the mirror serves today, so it is never a hit (the reason is reported).
  */
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { fail } from './errors.js';
 import { fileIdentity, sameIdentity, type FileIdentity } from './util/file-identity.js';
@@ -26,6 +29,7 @@ import type { Warning } from './sources/types.js';
 import type { ResolvedImage } from './oci/types.js';
 import { ASSETS_DIR } from './provision/assets.js';
 import { builtinAgentPath } from './provision/agent.js';
+import { hostArch } from './provision/arch.js';
 import type { SourceSpec } from './sources/types.js';
 import type { DebianPlan } from './sources/debian/index.js';
 import type { AlpineBase } from './sources/alpine/step.js';
@@ -64,6 +68,7 @@ export async function buildKey(i: BuildKeyInputs): Promise<BuildKey> {
     if (f === null) tooBig = path;
     else files[path] = f;
   };
+  await add(fileURLToPath(import.meta.url));
   for (const arch of AGENT_ARCHES) await add(builtinAgentPath(arch));
   await add(ASSETS_DIR);
   if (i.src && i.src.kind !== 'docker') {
@@ -85,6 +90,7 @@ export async function buildKey(i: BuildKeyInputs): Promise<BuildKey> {
   const canonical = JSON.stringify(
     sorted({
       tool: version(),
+      hostArch: hostArch(),
       spec: { ...rest, explicit: [...explicit].sort() },
       timestamp: i.timestamp ?? null,
       image: i.image ? { source: i.image.source, manifestDigest: i.image.manifestDigest } : null,
@@ -98,8 +104,10 @@ export async function buildKey(i: BuildKeyInputs): Promise<BuildKey> {
 
 /**
  * A file's or directory tree's identity as one hash: for each entry (sorted by name, symlinks not
- * followed) its relative path, type, device, inode, size, mtime and ctime. Missing paths hash as
- * missing: the build itself reports them. Null when a directory has too many entries.
+ * followed) its relative path, type, device, inode, size, mtime and ctime. The input itself, when
+ * it is a symlink, is also followed (the build reads what it points to): the target's identity
+ * is hashed too, and a directory it points to is walked. Missing paths hash as missing: the build
+ * itself reports them. Null when a directory has too many entries.
  */
 async function pathFingerprint(path: string): Promise<string | null> {
   const h = createHash('sha256');
@@ -115,6 +123,16 @@ async function pathFingerprint(path: string): Promise<string | null> {
     }
     if (++entries > MAX_DIR_ENTRIES) return false;
     h.update(`${rel}\0${st.mode}\0${st.dev}\0${st.ino}\0${st.size}\0${st.mtimeNs}\0${st.ctimeNs}\n`);
+    if (rel === '' && st.isSymbolicLink()) {
+      try {
+        st = await stat(p, { bigint: true });
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return (h.update('\0dangling\n'), true);
+        return fail('CACHE_IO', `check build input ${p}`, code ?? String(e), p, e);
+      }
+      h.update(`\0->${st.mode}\0${st.dev}\0${st.ino}\0${st.size}\0${st.mtimeNs}\0${st.ctimeNs}\n`);
+    }
     if (!st.isDirectory()) return true;
     let names: string[];
     try {

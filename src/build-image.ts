@@ -104,11 +104,23 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
   const records = options.cache === false || options.debianTarCopy !== undefined ? null : new BuildRecords(options.image?.cacheDir ?? defaultCacheDir());
   let cacheSkipped: string | undefined;
   try {
-    const keyed = records ? await buildKey({ spec, timestamp: options.timestamp, src, image, debian: debianPlan, alpine }) : null;
+    // The cache only ever saves work: a problem with it (an unreadable input the build will
+    // report itself, an unreadable record) is a miss and a warning, never the build's failure.
+    let keyed: Awaited<ReturnType<typeof buildKey>> | null = null;
+    if (records) {
+      try {
+        keyed = await buildKey({ spec, timestamp: options.timestamp, src, image, debian: debianPlan, alpine });
+      } catch (e) {
+        keyed = { reason: `the build's inputs could not be checked: ${(e as Error).message}` };
+      }
+    }
     cacheSkipped = keyed?.reason;
     const key = keyed?.key;
     if (records && key !== undefined) {
-      const hit = await records.lookup(key, spec.output);
+      const hit = await records.lookup(key, spec.output).catch((e: unknown) => {
+        onWarning({ code: 'CACHE_SKIPPED', message: `The build record could not be read (building in full): ${(e as Error).message}` });
+        return null;
+      });
       if (hit) return { ...(hit as BuildResult), output: spec.output, cacheHit: true, upToDate: true };
     }
     // Never fill the disk, as convert does.

@@ -26,6 +26,11 @@ import { parseDigest } from '../oci/digest.js';
 export const ARTIFACT_TYPE = 'application/vnd.rootforge.ext4.v1';
 export const CHUNKMAP_MEDIA_TYPE = 'application/vnd.rootforge.ext4.chunkmap.v1+json';
 export const PACK_MEDIA_TYPE = 'application/vnd.rootforge.ext4.pack.v1';
+/**
+ * The largest pack a pull accepts: a pull holds a few whole packs in memory (push makes ~8 MiB
+ * ones, `packBytes`), so a manifest naming huge packs must not decide how much memory that is.
+ */
+export const MAX_PACK_BYTES = 256 << 20;
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 /** Annotation keys on the artifact manifest. */
@@ -126,5 +131,6 @@ export function checkArtifactManifest(doc: unknown, where: string): ArtifactMani
     if (!Number.isSafeInteger(l.size) || l.size < 0) fail('OCI_BAD_MANIFEST', what, 'bad blob size', l.size);
   }
   for (const l of m.layers) if (l.mediaType !== PACK_MEDIA_TYPE) fail('OCI_UNSUPPORTED_MEDIA_TYPE', what, 'unknown pack media type', l.mediaType);
+  for (const l of [m.config, ...m.layers]) if (l.size > MAX_PACK_BYTES) fail('OCI_BAD_MANIFEST', what, `a blob larger than ${MAX_PACK_BYTES >> 20} MiB`, `${l.digest} ${l.size}`);
   return { ...m, annotations: typeof m.annotations === 'object' && m.annotations !== null ? m.annotations : {} };
 }

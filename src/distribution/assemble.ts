@@ -104,6 +104,8 @@ export async function reassemble(fh: FileHandle, map: ChunkMap, jobs: FrameJob[]
   const output = Buffer.from(data.output);
 
   let failure: unknown;
+  /** Image writes still running (each settles: its failure goes to `failure`). */
+  const writes = new Set<Promise<void>>();
   let wake: (() => void) | null = null;
   const notify = () => {
     const w = wake;
@@ -171,10 +173,12 @@ export async function reassemble(fh: FileHandle, map: ChunkMap, jobs: FrameJob[]
           else setFailure(new RootforgeError('OCI_LAYER_INVALID', `Cannot decompress ${where} of ${name}: ${m.error} (${map.packs[job.pack]!})`));
           return;
         }
-        writePieces(fh, output, m.slot! * outputSlot, jobs[m.id]!.pieces).then(
+        const write = writePieces(fh, output, m.slot! * outputSlot, jobs[m.id]!.pieces).then(
           () => release(m.id),
           (e: unknown) => setFailure(e instanceof RootforgeError ? e : new RootforgeError('OUTPUT_FAILED', `Cannot write the image of ${name}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, { cause: e })),
         );
+        writes.add(write);
+        void write.finally(() => writes.delete(write));
         decoded.add(m.id);
         toHasher();
       });
@@ -212,6 +216,8 @@ export async function reassemble(fh: FileHandle, map: ChunkMap, jobs: FrameJob[]
   } finally {
     stopping = true;
     await Promise.all([...decoders, hasher].map((w) => w.terminate()));
+    // no write may outlive the call (the caller removes the file on failure)
+    await Promise.allSettled([...writes]);
   }
 }
 

@@ -24,7 +24,7 @@ import { sha256Digest } from '../oci/digest.js';
 import { formatReference, type RegistryRef } from '../oci/reference.js';
 import { RegistryClient } from '../oci/registry-client.js';
 import { version } from '../version.js';
-import { ANNOTATION, ARTIFACT_TYPE, checkArtifactManifest, CHUNKMAP_MEDIA_TYPE, encodeChunkMap, isArtifactManifest, OCI_MANIFEST, PACK_MEDIA_TYPE, parseChunkMap, type ArtifactManifest, type ChunkEntry } from './artifact.js';
+import { ANNOTATION, ARTIFACT_TYPE, checkArtifactManifest, MAX_PACK_BYTES, CHUNKMAP_MEDIA_TYPE, encodeChunkMap, isArtifactManifest, OCI_MANIFEST, PACK_MEDIA_TYPE, parseChunkMap, type ArtifactManifest, type ChunkEntry } from './artifact.js';
 import { chunkFile } from './chunker.js';
 import { readImageMeta } from './image-meta.js';
 import { RegistryWriter, type RegistryWriterOptions } from './registry-writer.js';
@@ -130,7 +130,7 @@ export async function pushArtifact(image: string, ref: RegistryRef, options: Pus
   const packBytes = options.packBytes ?? 8 << 20;
   const frameBytes = options.frameBytes ?? 1 << 20;
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) fail('OPTION_INVALID', what, 'concurrency must be a positive integer', concurrency);
-  if (!Number.isSafeInteger(packBytes) || packBytes < 1) fail('OPTION_INVALID', what, 'pack size must be a positive integer', packBytes);
+  if (!Number.isSafeInteger(packBytes) || packBytes < 1 || packBytes > MAX_PACK_BYTES / 2) fail('OPTION_INVALID', what, `pack size must be a positive integer up to ${MAX_PACK_BYTES >> 21} MiB`, packBytes);
   if (ref.digest !== undefined && ref.tag === undefined) fail('OPTION_INVALID', what, 'push to a tag, not a digest (the digest is the result)', formatReference(ref));
   let size: number;
   try {

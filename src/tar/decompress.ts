@@ -269,7 +269,8 @@ async function* ringDecompress(raw: AsyncGenerator<Buffer, void, undefined>, for
       }
       worker.postMessage({ end: true });
     } catch (e) {
-      failure ??= e;
+      // our own typed failures (a digest mismatch) pass through; an I/O error gets a code
+      failure ??= isRootforgeError(e) ? e : new RootforgeError('IO_FAILED', cannot('read archive', (e as NodeJS.ErrnoException).code ?? (e as Error).message, format), { cause: e });
       notify();
     }
   };
@@ -281,11 +282,11 @@ async function* ringDecompress(raw: AsyncGenerator<Buffer, void, undefined>, for
     notify();
   });
   worker.on('error', (e) => {
-    failure ??= e;
+    failure ??= new RootforgeError('WORKER_FAILED', cannot(`decompress ${format}`, 'the decompression thread failed', e.message), { cause: e });
     notify();
   });
   worker.on('exit', (code) => {
-    if (!finished) failure ??= new Error(`${format} worker exited (${code})`);
+    if (!finished) failure ??= new RootforgeError('WORKER_FAILED', cannot(`decompress ${format}`, 'the decompression thread exited', String(code)));
     notify();
   });
   void pump();

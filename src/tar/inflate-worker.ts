@@ -71,7 +71,10 @@ function put(chunk: Buffer): Buffer | null {
   return null;
 }
 
+let finished = false;
 function finish(inFrame: boolean): void {
+  if (finished) return;
+  finished = true;
   if (cur >= 0 && fill > 0) postSlot();
   port.postMessage({ done: true, inFrame });
 }
@@ -82,11 +85,16 @@ type Handlers = { input(slot: number, length: number): void; end(): void; freed(
 function gzip(): Handlers {
   const gz = createGunzip({ chunkSize: 256 << 10 });
   let held: Buffer | null = null;
+  let ended = false;
   gz.on('data', (c: Buffer) => {
     held = put(c);
     if (held) gz.pause();
   });
-  gz.on('end', () => finish(false));
+  // 'end' can come while output waits for a slot: finish once that output is out
+  gz.on('end', () => {
+    ended = true;
+    if (!held) finish(false);
+  });
   gz.on('error', report);
   return {
     input(slot, length) {
@@ -99,7 +107,9 @@ function gzip(): Handlers {
     freed() {
       if (!held) return;
       held = put(held);
-      if (!held) gz.resume();
+      if (held) return;
+      if (ended) finish(false);
+      else gz.resume();
     },
   };
 }

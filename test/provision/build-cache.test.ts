@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImage } from '../../src/build-image.js';
@@ -107,6 +107,22 @@ test('CLI: a second build says up to date; --no-cache builds; cache prune forget
   assert.equal(prune.code, 0, prune.stderr);
   assert.deepEqual(readdirSync(join(cacheDir, 'builds')), []);
   assert.doesNotMatch(run().stderr, /up to date/, 'with its record gone the build runs again');
+});
+
+test('an input given through a symlink: a change to what it points to builds again', async () => {
+  const real = join(work, 'agent-v1');
+  writeFileSync(real, Buffer.concat([Buffer.from('\x7fELF'), Buffer.alloc(3000, 2)]));
+  chmodSync(real, 0o755);
+  const link = join(work, 'agent-link');
+  symlinkSync(real, link);
+  const spec = join(work, 'link.yaml');
+  writeFileSync(spec, `agent: agent-link\nhostname: link\njournal: false\noutput: link.ext4\n`);
+  const build = async () => buildImage(await loadSpec(spec), { image: { cacheDir } });
+  assert.equal((await build()).cacheHit, false);
+  assert.equal((await build()).cacheHit, true);
+  writeFileSync(real, Buffer.concat([Buffer.from('\x7fELF'), Buffer.alloc(3000, 3)])); // the link itself is unchanged
+  assert.equal((await build()).cacheHit, false, 'the target changed: built again');
+  assert.ok(readFileSync(join(work, 'link.ext4')).includes(Buffer.alloc(3000, 3)), 'with the new agent');
 });
 
 test('a package set without a lock is never skipped, and says why', async () => {
