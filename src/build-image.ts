@@ -8,26 +8,18 @@ import { ingestSource, outputLimits, parseSource, preferDownloadFailure, resolve
 import type { FileHandle } from 'node:fs/promises';
 import { BuildRecords, buildKey } from './build-cache.js';
 import { defaultCacheDir } from './util/cache-dir.js';
-import { Ext4Writer, type ImageSummary } from './ext4/writer.js';
+import type { ImageSummary } from './ext4/writer.js';
 import { formatPlatform, parsePlatform } from './oci/manifest.js';
 import type { Platform, ResolvedImage } from './oci/types.js';
-import { detectArch, hostArch, normalizeArch } from './provision/arch.js';
+import { hostArch, normalizeArch } from './provision/arch.js';
 import { fail } from './errors.js';
-import { installAgent, initPath } from './provision/agent.js';
+import { initPath } from './provision/agent.js';
 import type { ProvisionContext } from './provision/context.js';
-import { etcFiles } from './provision/etc-files.js';
-import { installInit } from './provision/init.js';
-import { layout } from './provision/layout.js';
-import { installSessionHooks } from './provision/session.js';
-import { stripFilter } from './provision/strip.js';
-import { writePackagesManifest } from './packages/manifest.js';
-import { ingestDir } from './sources/dir.js';
-import { ingestDebian, prepareDebian, type DebianPlan } from './sources/debian/index.js';
+import type { DebianPlan } from './sources/debian/index.js';
 import type { InstalledPackage } from './sources/debian/records.js';
-import { alpineBase, installAlpinePackages, type AlpineStepResult } from './sources/alpine/step.js';
+import type { AlpineStepResult } from './sources/alpine/step.js';
 import type { IngestContext, Progress, Warning } from './sources/types.js';
 import type { ResolvedSpec } from './spec/load.js';
-import { FsTree } from './tree/tree.js';
 import { writeAtomically } from './util/atomic.js';
 import { parseSize } from './util/size.js';
 
@@ -67,6 +59,27 @@ export interface BuildResult extends ImageSummary {
   cacheSkipped?: string;
 }
 
+/**
+ * What writing an image needs, loaded only when an image is written: an up-to-date build
+ * (build-cache.ts) is then mostly Node's start.
+ */
+async function writeModules() {
+  const [writer, tree, arch, agent, etc, init, lay, session, strip, manifest, dir] = await Promise.all([
+    import('./ext4/writer.js'),
+    import('./tree/tree.js'),
+    import('./provision/arch.js'),
+    import('./provision/agent.js'),
+    import('./provision/etc-files.js'),
+    import('./provision/init.js'),
+    import('./provision/layout.js'),
+    import('./provision/session.js'),
+    import('./provision/strip.js'),
+    import('./packages/manifest.js'),
+    import('./sources/dir.js'),
+  ]);
+  return { Ext4Writer: writer.Ext4Writer, FsTree: tree.FsTree, detectArch: arch.detectArch, installAgent: agent.installAgent, etcFiles: etc.etcFiles, installInit: init.installInit, layout: lay.layout, installSessionHooks: session.installSessionHooks, stripFilter: strip.stripFilter, writePackagesManifest: manifest.writePackagesManifest, ingestDir: dir.ingestDir };
+}
+
 /** parsePlatform, with the uname names of architectures accepted (linux/aarch64 is linux/arm64). */
 function normalizedPlatform(text: string): Platform {
   const p = parsePlatform(text);
@@ -81,13 +94,15 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
   };
   const platform = spec.platform ? normalizedPlatform(spec.platform) : undefined;
   // Debian: the spec's `architecture`, else the build's platform, else the host's.
+  const debianMod = spec.debian ? await import('./sources/debian/index.js') : null;
+  const alpineMod = spec.alpine ? await import('./sources/alpine/step.js') : null;
   const debianPlan: DebianPlan | null = spec.debian
-    ? await prepareDebian(
+    ? await debianMod!.prepareDebian(
         { ...spec.debian, ...(spec.debian.architecture === undefined && platform ? { architecture: platform.architecture } : {}) },
         { lockPath: spec.lockPath, lockRequired: spec.lockExplicit, epoch: options.timestamp, strip: spec.strip },
       )
     : null;
-  const alpine = spec.alpine ? await alpineBase(spec.alpine, platform?.architecture ?? hostArch(), options.image?.cacheDir) : undefined;
+  const alpine = spec.alpine ? await alpineMod!.alpineBase(spec.alpine, platform?.architecture ?? hostArch(), options.image?.cacheDir) : undefined;
   const from = alpine?.from ?? spec.from;
   const src = from === 'scratch' || debianPlan ? null : await parseSource(from);
   let image: ResolvedImage | null = null;
@@ -148,6 +163,7 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
   }
 
   async function writeImage(fh: FileHandle): Promise<ImageSummary> {
+    const { Ext4Writer, FsTree, detectArch, installAgent, etcFiles, installInit, layout, installSessionHooks, stripFilter, writePackagesManifest, ingestDir } = await writeModules();
     const writer = new Ext4Writer(fh, {
       size: parseSize(spec.size),
       readOnly: spec.readOnly,
@@ -160,7 +176,7 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
     const ctx: IngestContext = { tree, writer, defaultTime: time, exclude: stripFilter(spec.strip), onProgress: options.onProgress, onWarning };
     if (src) await ingestSource(src, image, ctx);
     if (debianPlan) {
-      const run = await ingestDebian(debianPlan, ctx, (phase) => options.onProgress?.({ done: 0, total: undefined, phase }), options.debianTarCopy);
+      const run = await debianMod!.ingestDebian(debianPlan, ctx, (phase) => options.onProgress?.({ done: 0, total: undefined, phase }), options.debianTarCopy);
       const o = debianPlan.options;
       debian = { suite: o.suite, codename: run.release?.codename, architecture: debianPlan.architecture, mode: debianPlan.mode, epoch: debianPlan.epoch, lock: debianPlan.lockPath, packages: run.packages };
     }
@@ -172,7 +188,7 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
     tree.followParentLinks = true;
     const p: ProvisionContext = { tree, writer, time, onWarning, changed };
     if (spec.alpine && alpine) {
-      alpineResult = await installAlpinePackages(p, spec.alpine, arch, alpine, options.image?.cacheDir);
+      alpineResult = await alpineMod!.installAlpinePackages(p, spec.alpine, arch, alpine, options.image?.cacheDir);
       if (alpineResult.pending.length > 0 && (spec.init !== 'wrapper' || spec.readOnly)) {
         const why = spec.readOnly ? 'a read-only image cannot run them' : 'only init: wrapper runs them';
         onWarning({ code: 'APK_SCRIPTS_NOT_RUN', message: `${alpineResult.pending.length} package scripts wait for the first boot, but ${why} (${alpineResult.pending.slice(0, 3).join(', ')}${alpineResult.pending.length > 3 ? ', …' : ''})` });

@@ -8,18 +8,18 @@ import { imageOptions, type Ext4Options } from './ext4/options.js';
 import { Ext4Writer, type ImageSummary } from './ext4/writer.js';
 import { copyFile, type FileHandle } from 'node:fs/promises';
 import { defaultCacheDir, ImageCache } from './oci/cache.js';
-import { openRegistryImage, parseDockerReference, type Credentials } from './oci/registry.js';
+import type { Credentials } from './oci/registry.js';
 import { version } from './version.js';
 import { ingestDir } from './sources/dir.js';
 import { ingestTar } from './sources/tar.js';
 import type { IngestContext, Progress, SourceSpec, Warning } from './sources/types.js';
 import { FsTree } from './tree/tree.js';
 import { writeAtomically, type OutputLimits } from './util/atomic.js';
-import { resolveDockerArchive } from './oci/archive.js';
-import { addImageJson, imageJson, type ImageJson } from './oci/image-json.js';
-import { resolveOciLayout } from './oci/layout.js';
+import { imageJson, type ImageJson } from './oci/image-json.js';
 import { hostPlatform } from './oci/manifest.js';
-import { LayerMerger } from './oci/merge.js';
+// The registry client, layouts, docker archives and the layer merger are loaded when an image
+// source is read: a tar or directory conversion (and an up-to-date build) does without them.
+
 import type { Platform, ResolvedImage } from './oci/types.js';
 
 export interface ConvertOptions extends Ext4Options {
@@ -243,6 +243,7 @@ export async function ingestSource(src: SourceSpec, image: ResolvedImage | null,
   if (src.kind === 'tar') await ingestTar(src.path, ctx);
   else if (src.kind === 'dir') await ingestDir(src.path, ctx);
   else if (image) {
+    const [{ LayerMerger }, { addImageJson }] = await Promise.all([import('./oci/merge.js'), import('./oci/image-json.js')]);
     await new LayerMerger(ctx).apply(image.layers);
     addImageJson(ctx.tree, image, ctx.defaultTime);
   } else throw new Error('internal: image source without a resolved image');
@@ -290,8 +291,9 @@ export async function resolveImage(src: Extract<SourceSpec, { kind: 'oci' | 'doc
   const platform = options.platform ?? hostPlatform();
   const explicit = options.platform !== undefined;
   const limits = options.maxLayers !== undefined ? { maxLayers: options.maxLayers } : {};
-  if (src.kind === 'oci') return resolveOciLayout(src.path, src.ref, platform, explicit, limits);
-  if (src.kind === 'docker-archive') return resolveDockerArchive(src.path, src.ref, platform, explicit, limits);
+  if (src.kind === 'oci') return (await import('./oci/layout.js')).resolveOciLayout(src.path, src.ref, platform, explicit, limits);
+  if (src.kind === 'docker-archive') return (await import('./oci/archive.js')).resolveDockerArchive(src.path, src.ref, platform, explicit, limits);
+  const { openRegistryImage, parseDockerReference } = await import('./oci/registry.js');
   return openRegistryImage(parseDockerReference(src.ref), {
     cacheDir: options.cacheDir ?? defaultCacheDir(),
     // only an explicit --platform makes a single-platform image of another architecture an error

@@ -5,14 +5,12 @@ import { fail } from '../errors.js';
 import { loadSpec } from '../spec/load.js';
 import { formatBytes } from '../util/size.js';
 import { writeAtomically } from '../util/atomic.js';
-import { firecrackerConfig } from '../vm/firecracker.js';
-import { checkArch } from '../vm/boot.js';
-import { kernelArchOf, kernelRef } from '../kernel/kernel-ref.js';
 import { imageOptions, parse, UsageError } from './args.js';
 import { ProgressLine } from './progress.js';
-import { parseFormat, writeFormat, type FormatResult } from '../output/formats.js';
-import { sha256Digest } from '../oci/digest.js';
-import { printPush, pushTo } from './push.js';
+import type { FormatResult } from '../output/formats.js';
+import type { pushTo } from './push.js';
+// Firecracker configs, kernels, --format and --push are loaded when asked for: an up-to-date
+// build (see build-cache.ts) is mostly Node's start and module loading.
 
 export const BUILD_USAGE = `Usage: rootforge build [SPEC] [-o IMAGE] [options]
 
@@ -70,7 +68,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
   if (positionals.length > 1) throw new UsageError(`expected at most one spec\n\n${BUILD_USAGE}`);
   const specPath = positionals[0] ?? 'rootforge.yaml';
   const spec = await loadSpec(specPath);
-  const format = values.format !== undefined ? parseFormat(values.format) : undefined;
+  const formats = values.format !== undefined ? await import('../output/formats.js') : undefined;
+  const format = values.format !== undefined ? formats!.parseFormat(values.format) : undefined;
   if (values.push !== undefined && !values.push.startsWith('docker://')) throw new UsageError(`--push: expected docker://HOST/REPO:TAG (${values.push})`);
   if (values.output) spec.output = resolve(values.output);
   if (values.platform) spec.platform = values.platform;
@@ -98,6 +97,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   progress.done();
   const fcPath = values['emit-firecracker-config'];
   if (fcPath) {
+    const [{ firecrackerConfig }, { checkArch }, { kernelArchOf, kernelRef }] = await Promise.all([import('../vm/firecracker.js'), import('../vm/boot.js'), import('../kernel/kernel-ref.js')]);
     const karch = kernelArchOf(result.arch);
     const kernel = await kernelRef(values.kernel, { ...(img.cacheDir ? { cacheDir: img.cacheDir } : {}), ...(karch ? { arch: karch } : {}) });
     checkArch(result.output, result.arch, kernel);
@@ -112,7 +112,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       const name = basename(result.output).replace(/\.ext4$/, '').toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+/, '');
       if (name !== '') format.repoTag = `${name}:latest`;
     }
-    formatted = await writeFormat(result.output, format, {
+    formatted = await formats!.writeFormat(result.output, format, {
       architecture: result.arch,
       timestamp: epoch ? Number(epoch) : 0,
       onWarning: (m) => {
@@ -124,6 +124,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   let pushed: Awaited<ReturnType<typeof pushTo>> | undefined;
   if (values.push !== undefined) {
     // The spec file's own bytes identify what was built (a loadSpec error above means it exists).
+    const [{ sha256Digest }, { printPush, pushTo }] = await Promise.all([import('../oci/digest.js'), import('./push.js')]);
     const specDigest = sha256Digest(await readFile(specPath).catch((e: NodeJS.ErrnoException) => fail('SPEC_NOT_FOUND', 'read spec', e.code ?? String(e), specPath, e)));
     pushed = await pushTo(result.output, values.push, { ...values, quiet: values.quiet || values.json }, { specDigest });
     if (!values.quiet && !values.json) printPush(pushed, process.stderr);
