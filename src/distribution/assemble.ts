@@ -16,7 +16,7 @@
  * chunks from one frame is one job (a frame used again further on, as a later version may, is a
  * second job).
  */
-import { Worker } from 'node:worker_threads';
+import { startWorker } from '../util/worker.js';
 import type { FileHandle } from 'node:fs/promises';
 import { fail, RootforgeError } from '../errors.js';
 import type { ChunkMap } from './artifact.js';
@@ -147,8 +147,8 @@ export async function reassemble(fh: FileHandle, map: ChunkMap, jobs: FrameJob[]
 
   const workerOptions = { workerData: data, stdout: false, stderr: false };
   const decoderScript = opts.workerScripts?.decoder ?? new URL('./frame-worker.js', import.meta.url);
-  const decoders = Array.from({ length: nDecoders }, () => new Worker(decoderScript, workerOptions));
-  const hasher = new Worker(opts.workerScripts?.hasher ?? new URL('./hash-worker.js', import.meta.url), workerOptions);
+  const decoders = Array.from({ length: nDecoders }, () => startWorker(decoderScript, workerOptions));
+  const hasher = startWorker(opts.workerScripts?.hasher ?? new URL('./hash-worker.js', import.meta.url), workerOptions);
   try {
     // decoded frames, in whatever order the decoders finish → the hasher, in image order
     const toHasher = () => {

@@ -14,7 +14,7 @@
  *   zstd  zstd-napi's streaming DCtx, decompressing straight into the ring
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { Worker } from 'node:worker_threads';
+import { startWorker } from '../util/worker.js';
 import { RootforgeError, cannot, fail, isRootforgeError } from '../errors.js';
 import { BLOCK, checksumMatches } from './header.js';
 
@@ -233,7 +233,7 @@ async function* ringDecompress(raw: AsyncGenerator<Buffer, void, undefined>, for
   const ring = new SharedArrayBuffer(RING_SLOTS * SLOT_BYTES);
   const inRing = new SharedArrayBuffer(IN_SLOTS * IN_SLOT_BYTES);
   const inViews = Array.from({ length: IN_SLOTS }, (_, i) => Buffer.from(inRing, i * IN_SLOT_BYTES, IN_SLOT_BYTES));
-  const worker = new Worker(new URL('./inflate-worker.js', import.meta.url), { workerData: { format, ring, slotBytes: SLOT_BYTES, inRing, inSlotBytes: IN_SLOT_BYTES } });
+  const worker = startWorker(new URL('./inflate-worker.js', import.meta.url), { workerData: { format, ring, slotBytes: SLOT_BYTES, inRing, inSlotBytes: IN_SLOT_BYTES } });
   const ready: { slot: number; length: number }[] = [];
   const inFree: number[] = Array.from({ length: IN_SLOTS }, (_, i) => i);
   let finished: { inFrame: boolean } | null = null;
