@@ -24,7 +24,7 @@ import { lstat, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { fail } from './errors.js';
-import { fileIdentity, sameIdentity, type FileIdentity } from './util/file-identity.js';
+import { isRecordedOutput, withOutput, writtenIdentity, type FileIdentity } from './util/file-identity.js';
 import type { Warning } from './sources/types.js';
 import type { ResolvedImage } from './oci/types.js';
 import { ASSETS_DIR } from './provision/assets.js';
@@ -155,8 +155,6 @@ function sorted(v: unknown): unknown {
   return v;
 }
 
-/** Outputs remembered per record (the oldest are forgotten: their next build runs again). */
-const MAX_OUTPUTS = 16;
 let counter = 0;
 
 interface BuildRecord {
@@ -177,9 +175,7 @@ export class BuildRecords {
   /** The recorded result when `output` is exactly the file a build with `key` wrote there, else null. */
   async lookup(key: string, output: string): Promise<unknown> {
     const rec = await this.read(key);
-    if (!rec) return null;
-    const now = await fileIdentity(output);
-    return now !== null && rec.outputs.some((o) => sameIdentity(o, now)) ? rec.result : null;
+    return rec && (await isRecordedOutput(rec.outputs, output)) ? rec.result : null;
   }
 
   /**
@@ -190,13 +186,10 @@ export class BuildRecords {
   async record(key: string, output: string, ino: bigint, result: unknown, onWarning: (w: Warning) => void): Promise<void> {
     const tmp = join(this.dir, `.${key}.${process.pid}.${counter++}.tmp.json`);
     try {
-      const id = await fileIdentity(output);
-      if (id === null || id.ino !== String(ino)) return;
+      const id = await writtenIdentity(output, ino);
+      if (id === null) return;
       await mkdir(this.dir, { recursive: true });
-      const old = await this.read(key);
-      const outputs = (old?.outputs ?? []).filter((o) => o.path !== id.path);
-      outputs.push(id);
-      const rec: BuildRecord = { key, tool: version(), outputs: outputs.slice(-MAX_OUTPUTS), result };
+      const rec: BuildRecord = { key, tool: version(), outputs: withOutput((await this.read(key))?.outputs, id), result };
       await writeFile(tmp, JSON.stringify(rec) + '\n');
       await rename(tmp, join(this.dir, `${key}.json`));
     } catch (e) {

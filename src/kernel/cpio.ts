@@ -73,17 +73,9 @@ export function writeCpio(entries: readonly CpioEntry[], options: CpioWriteOptio
   return Buffer.concat(parts, size);
 }
 
-/** One entry as read back by readCpio. */
-export interface CpioRecord {
+/** One entry as read back by readCpio: its header fields (the size is data's), name and data. */
+export interface CpioRecord extends Omit<Fields, 'filesize'> {
   path: string;
-  ino: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  nlink: number;
-  mtime: number;
-  rmajor: number;
-  rminor: number;
   data: Buffer;
 }
 

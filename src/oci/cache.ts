@@ -19,7 +19,7 @@ import { fail } from '../errors.js';
 import type { ImageSummary } from '../ext4/writer.js';
 import { defaultMinFree } from '../util/atomic.js';
 import { formatBytes } from '../util/size.js';
-import { fileIdentity, sameIdentity, type FileIdentity } from '../util/file-identity.js';
+import { isRecordedOutput, withOutput, writtenIdentity, type FileIdentity } from '../util/file-identity.js';
 import { BlobStore } from './blobstore.js';
 
 export { defaultCacheDir } from '../util/cache-dir.js';
@@ -36,9 +36,6 @@ export interface CachedImage {
   /** Outputs this entry was written to, as they were right after (at most MAX_OUTPUTS, newest last). */
   outputs?: FileIdentity[];
 }
-
-/** Output identities kept per entry (the oldest are forgotten: their next hit copies again). */
-const MAX_OUTPUTS = 16;
 
 let counter = 0;
 
@@ -76,9 +73,7 @@ export class ImageCache {
    * size, mtime and ctime): a rebuild can leave it as it is, make-style.
    */
   async upToDate(entry: CachedImage, output: string): Promise<boolean> {
-    if (!entry.outputs?.length) return false;
-    const now = await fileIdentity(output);
-    return now !== null && entry.outputs.some((o) => sameIdentity(o, now));
+    return isRecordedOutput(entry.outputs, output);
   }
 
   /**
@@ -89,14 +84,12 @@ export class ImageCache {
    */
   async recordOutput(key: string, output: string, ino: bigint): Promise<void> {
     const meta = join(this.dir, `${key}.json`);
-    const id = await fileIdentity(output);
-    if (id === null || id.ino !== String(ino)) return;
+    const id = await writtenIdentity(output, ino);
+    if (id === null) return;
     const tmp = join(this.dir, `.${key}.${process.pid}.${counter++}.tmp.json`);
     try {
       const entry = JSON.parse(await readFile(meta, 'utf8')) as CachedImage;
-      const outputs = (entry.outputs ?? []).filter((o) => o.path !== id.path);
-      outputs.push(id);
-      await writeFile(tmp, JSON.stringify({ ...entry, outputs: outputs.slice(-MAX_OUTPUTS) }, null, 2) + '\n');
+      await writeFile(tmp, JSON.stringify({ ...entry, outputs: withOutput(entry.outputs, id) }, null, 2) + '\n');
       await rename(tmp, meta);
     } catch (e) {
       await unlink(tmp).catch(() => undefined); // best effort: the failure below is what matters

@@ -34,3 +34,27 @@ export async function fileIdentity(path: string): Promise<FileIdentity | null> {
 export function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
   return a.path === b.path && a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
 }
+
+/** Outputs remembered per record (the oldest are forgotten: their next run does the work again). */
+export const MAX_OUTPUTS = 16;
+
+/**
+ * The identity of `output` if it is still the inode `ino` that was just written there, else null
+ * (another run replaced it since: its identity must never vouch for bytes we did not write).
+ */
+export async function writtenIdentity(output: string, ino: bigint): Promise<FileIdentity | null> {
+  const id = await fileIdentity(output);
+  return id !== null && id.ino === String(ino) ? id : null;
+}
+
+/** `recorded` with `id` as the newest entry for its path, at most MAX_OUTPUTS kept (newest last). */
+export function withOutput(recorded: readonly FileIdentity[] | undefined, id: FileIdentity): FileIdentity[] {
+  return [...(recorded ?? []).filter((o) => o.path !== id.path), id].slice(-MAX_OUTPUTS);
+}
+
+/** True when `output` is, right now, exactly one of the `recorded` files (make-style up to date). */
+export async function isRecordedOutput(recorded: readonly FileIdentity[] | undefined, output: string): Promise<boolean> {
+  if (!recorded?.length) return false;
+  const now = await fileIdentity(output);
+  return now !== null && recorded.some((o) => sameIdentity(o, now));
+}
