@@ -1,30 +1,21 @@
 /**
  * Worker threads for our own scripts. A worker inherits the process's Node options by default,
- * and some are refused for a worker started from a file: `--input-type` (a process started with
- * `node --input-type=module -e …`, as an embedding host or a test may be) makes every such worker
- * fail with ERR_INPUT_TYPE_NOT_ALLOWED. So those options are left out; the rest are inherited.
+ * and Node refuses many of them for a worker: V8 options (`--max-old-space-size`,
+ * `--max-semi-space-size`, `--stack-size`, `--expose-gc`), process options (`--title`), and
+ * `--input-type`/`-e` for a worker started from a file. Any of those on the host process (a user
+ * giving Node more heap for a big image, an embedding host, a test) made every worker fail to
+ * start. Our workers are our own compiled scripts and need none of the host's options: V8's
+ * flags are process-wide anyway, and the host's loaders or preloads are not for them. So they
+ * start with none.
  */
 import { Worker, type WorkerOptions } from 'node:worker_threads';
+import { fail } from '../errors.js';
 
-/** Node options a worker started from a file refuses. */
-const NOT_FOR_WORKERS = ['--input-type', '--eval', '-e', '--print', '-p'];
-
-export function workerExecArgv(execArgv: readonly string[] = process.execArgv): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < execArgv.length; i++) {
-    const a = execArgv[i]!;
-    const name = a.split('=')[0]!;
-    if (!NOT_FOR_WORKERS.includes(name)) {
-      out.push(a);
-      continue;
-    }
-    // the value came as the next argument (`--input-type module`, `-e CODE`)
-    if (!a.includes('=') && name !== '-p' && name !== '--print') i++;
-  }
-  return out;
-}
-
-/** A Worker running `script`, with the process's Node options a worker accepts. */
+/** A Worker running `script`, without the host process's Node options. */
 export function startWorker(script: URL | string, options: WorkerOptions = {}): Worker {
-  return new Worker(script, { execArgv: workerExecArgv(), ...options });
+  try {
+    return new Worker(script, { execArgv: [], ...options });
+  } catch (e) {
+    return fail('WORKER_FAILED', 'start a worker thread', (e as NodeJS.ErrnoException).code ?? String(e), String(script), e);
+  }
 }
