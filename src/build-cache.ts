@@ -17,7 +17,9 @@
  *     entry under it (see util/file-identity.ts: a changed file always has a new ctime);
  *   - a registry base by its manifest digest (a moved tag rebuilds);
  *   - a package set only through its lock: a Debian or Alpine build without a lock depends on
- *     what the mirror serves today, so it is never a hit (the reason is reported).
+ *     what the mirror serves today, so it is never a hit (the reason is reported); a Debian
+ *     build also by mmdebstrap's mode (root or unshare) and the identity of the mmdebstrap
+ *     program. Not covered: the host's apt and dpkg (the lock pins what they install).
  */
 import { createHash } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
@@ -85,6 +87,8 @@ export async function buildKey(i: BuildKeyInputs): Promise<BuildKey> {
   if (i.debian) {
     for (const r of i.debian.options.repositories) if (r.key !== undefined && r.key.startsWith('/')) await add(r.key);
     if (i.debian.lockPath) await add(i.debian.lockPath);
+    // the program that makes the tree: a host upgrade replaces it
+    await add(i.debian.program);
   }
   if (tooBig !== undefined) return { reason: `${tooBig} has more than ${MAX_DIR_ENTRIES} entries to check` };
   const canonical = JSON.stringify(
@@ -94,7 +98,7 @@ export async function buildKey(i: BuildKeyInputs): Promise<BuildKey> {
       spec: { ...rest, explicit: [...explicit].sort() },
       timestamp: i.timestamp ?? null,
       image: i.image ? { source: i.image.source, manifestDigest: i.image.manifestDigest } : null,
-      debian: i.debian ? { options: i.debian.options, architecture: i.debian.architecture, epoch: i.debian.epoch, strip: i.debian.strip } : null,
+      debian: i.debian ? { options: i.debian.options, architecture: i.debian.architecture, epoch: i.debian.epoch, strip: i.debian.strip, mode: i.debian.mode } : null,
       alpine: i.alpine ? { from: i.alpine.from ?? null, pin: i.alpine.pin ?? null } : null,
       files,
     }),
@@ -112,39 +116,47 @@ export async function buildKey(i: BuildKeyInputs): Promise<BuildKey> {
 async function pathFingerprint(path: string): Promise<string | null> {
   const h = createHash('sha256');
   let entries = 0;
-  const visit = async (p: string, rel: string): Promise<boolean> => {
+  // Paths as bytes: a name that is not valid UTF-8 must be found again (as a string it would
+  // come back as U+FFFD, be "missing", and what is under it never checked).
+  const visit = async (p: Buffer, rel: Buffer): Promise<boolean> => {
+    const shown = p.toString();
     let st;
     try {
       st = await lstat(p, { bigint: true });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return (h.update(`${rel}\0missing\n`), true);
-      return fail('CACHE_IO', `check build input ${p}`, code ?? String(e), p, e);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return (h.update(rel).update('\0missing\n'), true);
+      return fail('CACHE_IO', `check build input ${shown}`, code ?? String(e), shown, e);
     }
     if (++entries > MAX_DIR_ENTRIES) return false;
-    h.update(`${rel}\0${st.mode}\0${st.dev}\0${st.ino}\0${st.size}\0${st.mtimeNs}\0${st.ctimeNs}\n`);
-    if (rel === '' && st.isSymbolicLink()) {
+    h.update(rel).update(`\0${st.mode}\0${st.dev}\0${st.ino}\0${st.size}\0${st.mtimeNs}\0${st.ctimeNs}\n`);
+    if (rel.length === 0 && st.isSymbolicLink()) {
       try {
         st = await stat(p, { bigint: true });
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return (h.update('\0dangling\n'), true);
-        return fail('CACHE_IO', `check build input ${p}`, code ?? String(e), p, e);
+        return fail('CACHE_IO', `check build input ${shown}`, code ?? String(e), shown, e);
       }
       h.update(`\0->${st.mode}\0${st.dev}\0${st.ino}\0${st.size}\0${st.mtimeNs}\0${st.ctimeNs}\n`);
     }
     if (!st.isDirectory()) return true;
-    let names: string[];
+    let names: Buffer[];
     try {
-      names = await readdir(p);
+      names = await readdir(p, { encoding: 'buffer' });
     } catch (e) {
-      return fail('CACHE_IO', `list build input ${p}`, (e as NodeJS.ErrnoException).code ?? String(e), p, e);
+      return fail('CACHE_IO', `list build input ${shown}`, (e as NodeJS.ErrnoException).code ?? String(e), shown, e);
     }
-    for (const n of names.sort()) if (!(await visit(join(p, n), rel === '' ? n : `${rel}/${n}`))) return false;
+    for (const n of names.sort(Buffer.compare)) {
+      const child = Buffer.concat([p, SLASH, n]);
+      if (!(await visit(child, rel.length === 0 ? n : Buffer.concat([rel, SLASH, n])))) return false;
+    }
     return true;
   };
-  return (await visit(path, '')) ? h.digest('hex') : null;
+  return (await visit(Buffer.from(path), Buffer.alloc(0))) ? h.digest('hex') : null;
 }
+
+const SLASH = Buffer.from('/');
 
 /** JSON with object keys in sorted order, recursively (a key must not depend on key order). */
 function sorted(v: unknown): unknown {

@@ -127,6 +127,7 @@ export async function buildImage(spec: ResolvedSpec, options: BuildOptions = {})
         keyed = await buildKey({ spec, timestamp: options.timestamp, src, image, debian: debianPlan, alpine });
       } catch (e) {
         keyed = { reason: `the build's inputs could not be checked: ${(e as Error).message}` };
+        onWarning({ code: 'CACHE_SKIPPED', message: `Building in full: ${keyed.reason}` });
       }
     }
     cacheSkipped = keyed?.reason;

@@ -140,6 +140,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
       const d = result.debian;
       process.stderr.write(`  debian:${d.suite}${d.codename && d.codename !== d.suite ? ` (${d.codename})` : ''} ${d.architecture}: ${d.packages.length} packages, mmdebstrap mode ${d.mode}, SOURCE_DATE_EPOCH ${d.epoch}${d.lock ? `, from lock ${d.lock}` : ''}\n`);
     }
+    // why the next run of the same spec will build in full again (an unlocked package set, …)
+    if (result.cacheSkipped !== undefined) process.stderr.write(`  not recorded for skipping: ${result.cacheSkipped}\n`);
   }
   return 0;
 }

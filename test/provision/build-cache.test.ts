@@ -134,3 +134,36 @@ test('a package set without a lock is never skipped, and says why', async () => 
   const locked = await buildKey({ spec, timestamp: undefined, src: null, image: null, debian: null, alpine: undefined });
   assert.match(locked.key ?? '', /^[0-9a-f]{64}$/);
 });
+
+test('a file under a directory whose name is not UTF-8: a change to it builds again', async () => {
+  const dir = join(work, 'raw');
+  const odd = Buffer.concat([Buffer.from(`${dir}/files/caf`), Buffer.from([0xe9])]);
+  mkdirSync(odd, { recursive: true });
+  const inside = Buffer.concat([odd, Buffer.from('/config')]);
+  writeFileSync(inside, 'one\n');
+  const spec = join(dir, 'raw.yaml');
+  writeFileSync(spec, `agent: ${AGENT}\nhostname: raw\nfiles: files\njournal: false\noutput: raw.ext4\n`);
+  const build = async () => buildImage(await loadSpec(spec), { image: { cacheDir } });
+  assert.equal((await build()).cacheHit, false);
+  assert.equal((await build()).cacheHit, true);
+  writeFileSync(inside, 'two\n'); // same size; the directory itself is unchanged
+  assert.equal((await build()).cacheHit, false, 'the file under the non-UTF-8 name was checked');
+  assert.ok(readFileSync(join(dir, 'raw.ext4')).includes(Buffer.from('two\n')));
+});
+
+test("a locked Debian build's key covers mmdebstrap's mode and the mmdebstrap program", async () => {
+  const spec = resolveSpec({ agent: AGENT }, work, 'deb-locked');
+  const program = join(work, 'fake-mmdebstrap');
+  const lockPath = join(work, 'deb.lock.json');
+  writeFileSync(program, '#!/usr/bin/perl\n# 1.3.5\n');
+  writeFileSync(lockPath, '{}\n');
+  const plan = (mode: string) =>
+    ({ lock: {}, lockPath, program, mode, options: { repositories: [] }, architecture: 'amd64', epoch: 0, strip: [] }) as unknown as DebianPlan;
+  const key = async (mode: string) => (await buildKey({ spec, timestamp: undefined, src: null, image: null, debian: plan(mode), alpine: undefined })).key;
+  const root = await key('root');
+  assert.match(root ?? '', /^[0-9a-f]{64}$/);
+  assert.equal(await key('root'), root, 'stable');
+  assert.notEqual(await key('unshare'), root, 'another mode, another key');
+  writeFileSync(program, '#!/usr/bin/perl\n# 1.4.0\n'); // a host upgrade
+  assert.notEqual(await key('root'), root, 'another mmdebstrap, another key');
+});
