@@ -29,8 +29,15 @@ export const PACK_MEDIA_TYPE = 'application/vnd.rootforge.ext4.pack.v1';
 /**
  * The largest pack a pull accepts: a pull holds a few whole packs in memory (push makes ~8 MiB
  * ones, `packBytes`), so a manifest naming huge packs must not decide how much memory that is.
+ * With the defaults a pull holds at most ≈ 4 downloads ahead + 64 MiB of recent packs + the
+ * frame slots: ≈ 450 MiB for the worst manifest a registry could serve (≈ 200 MiB in practice).
  */
-export const MAX_PACK_BYTES = 256 << 20;
+export const MAX_PACK_BYTES = 64 << 20;
+/**
+ * The largest frame (decompressed) a pull accepts: push makes frames of ≤ 1 MiB (`frameBytes`),
+ * and the reassembly's slots are as big as the largest frame.
+ */
+export const MAX_FRAME_BYTES = 16 << 20;
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 /** Annotation keys on the artifact manifest. */

@@ -16,10 +16,11 @@
  * chunks from one frame is one job (a frame used again further on, as a later version may, is a
  * second job).
  */
+import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../util/worker.js';
 import type { FileHandle } from 'node:fs/promises';
 import { fail, RootforgeError } from '../errors.js';
-import type { ChunkMap } from './artifact.js';
+import { MAX_FRAME_BYTES, type ChunkMap } from './artifact.js';
 import type { FrameWorkerData } from './frame-worker.js';
 
 /** One frame's worth of work: where it is, and the pieces of the image it gives. */
@@ -68,7 +69,7 @@ export interface ReassembleOptions {
   decoders?: number;
   /** Memory for frames between the pack and the disk, bytes (at least 4 slots). Default 48 MiB. */
   slotBytes?: number;
-  /** Largest decompressed frame accepted, bytes. Default 64 MiB. */
+  /** Largest decompressed frame accepted, bytes. Default MAX_FRAME_BYTES (16 MiB). */
   maxFrameBytes?: number;
   /** Image bytes done (written, or known to be zeros). */
   onProgress?: (done: number) => void;
@@ -87,7 +88,7 @@ export async function reassemble(fh: FileHandle, map: ChunkMap, jobs: FrameJob[]
   const name = opts.name;
   const nDecoders = opts.decoders ?? 1;
   if (!Number.isSafeInteger(nDecoders) || nDecoders < 1) fail('OPTION_INVALID', `reassemble ${name}`, 'decoders must be a positive integer', nDecoders);
-  const maxFrame = opts.maxFrameBytes ?? 64 << 20;
+  const maxFrame = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
   // Slots as big as the biggest frame (compressed, and the part of it used), 1 MiB at least.
   let inputSlot = 64 << 10;
   let outputSlot = 1 << 20;
@@ -147,9 +148,12 @@ export async function reassemble(fh: FileHandle, map: ChunkMap, jobs: FrameJob[]
 
   const workerOptions = { workerData: data, stdout: false, stderr: false };
   const decoderScript = opts.workerScripts?.decoder ?? new URL('./frame-worker.js', import.meta.url);
-  const decoders = Array.from({ length: nDecoders }, () => startWorker(decoderScript, workerOptions));
-  const hasher = startWorker(opts.workerScripts?.hasher ?? new URL('./hash-worker.js', import.meta.url), workerOptions);
+  const decoders: Worker[] = [];
+  let hasher: Worker | undefined;
   try {
+    // started here: a thread that cannot start must not leave the others running
+    for (let i = 0; i < nDecoders; i++) decoders.push(startWorker(decoderScript, workerOptions));
+    hasher = startWorker(opts.workerScripts?.hasher ?? new URL('./hash-worker.js', import.meta.url), workerOptions);
     // decoded frames, in whatever order the decoders finish → the hasher, in image order
     const toHasher = () => {
       for (; decoded.has(nextHash); nextHash++) {
@@ -161,7 +165,7 @@ export async function reassemble(fh: FileHandle, map: ChunkMap, jobs: FrameJob[]
           triples.push(pieces[i]! - hashPos, base + pieces[i + 2]!, pieces[i + 1]!);
           hashPos = pieces[i]! + pieces[i + 1]!;
         }
-        hasher.postMessage({ id: nextHash, pieces: triples });
+        hasher!.postMessage({ id: nextHash, pieces: triples });
       }
     };
     for (const decoder of decoders) {
@@ -215,7 +219,7 @@ export async function reassemble(fh: FileHandle, map: ChunkMap, jobs: FrameJob[]
     return digest!;
   } finally {
     stopping = true;
-    await Promise.all([...decoders, hasher].map((w) => w.terminate()));
+    await Promise.all([...decoders, ...(hasher ? [hasher] : [])].map((w) => w.terminate()));
     // no write may outlive the call (the caller removes the file on failure)
     await Promise.allSettled([...writes]);
   }

@@ -181,11 +181,13 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
       }
     };
     const rank = new Map(order.map((p, i) => [p, i]));
-    // Whole packs in memory (≈8 MiB each), the most recently used few. Chunks of a first version
-    // come pack after pack; later versions interleave a few packs, which the small LRU covers; a
-    // pack needed again after that is read back from the cache.
-    const PACKS_KEPT = 6;
+    // Whole packs in memory (≈8 MiB each), the most recently used up to PACKS_KEPT_BYTES (the
+    // one in use always). Chunks of a first version come pack after pack; later versions
+    // interleave a few packs, which the small LRU covers; a pack needed again after that is read
+    // back from the cache.
+    const PACKS_KEPT_BYTES = 64 << 20;
     const loaded = new Map<number, Buffer>();
+    let loadedBytes = 0;
     const packBytes = async (i: number): Promise<Buffer> => {
       const hit = loaded.get(i);
       if (hit !== undefined) {
@@ -205,7 +207,12 @@ export async function pullArtifact(ref: RegistryRef, output: string, opts: Artif
         data = await readBlob(store.path(pack));
       }
       loaded.set(i, data);
-      if (loaded.size > PACKS_KEPT) loaded.delete(loaded.keys().next().value!);
+      loadedBytes += data.length;
+      for (const [old, bytes] of loaded) {
+        if (loadedBytes <= PACKS_KEPT_BYTES || old === i) break;
+        loaded.delete(old);
+        loadedBytes -= bytes.length;
+      }
       return data;
     };
 

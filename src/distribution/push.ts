@@ -24,7 +24,7 @@ import { sha256Digest } from '../oci/digest.js';
 import { formatReference, type RegistryRef } from '../oci/reference.js';
 import { RegistryClient } from '../oci/registry-client.js';
 import { version } from '../version.js';
-import { ANNOTATION, ARTIFACT_TYPE, checkArtifactManifest, MAX_PACK_BYTES, CHUNKMAP_MEDIA_TYPE, encodeChunkMap, isArtifactManifest, OCI_MANIFEST, PACK_MEDIA_TYPE, parseChunkMap, type ArtifactManifest, type ChunkEntry } from './artifact.js';
+import { ANNOTATION, ARTIFACT_TYPE, checkArtifactManifest, MAX_FRAME_BYTES, MAX_PACK_BYTES, CHUNKMAP_MEDIA_TYPE, encodeChunkMap, isArtifactManifest, OCI_MANIFEST, PACK_MEDIA_TYPE, parseChunkMap, type ArtifactManifest, type ChunkEntry } from './artifact.js';
 import { chunkFile } from './chunker.js';
 import { readImageMeta } from './image-meta.js';
 import { RegistryWriter, type RegistryWriterOptions } from './registry-writer.js';
@@ -131,6 +131,7 @@ export async function pushArtifact(image: string, ref: RegistryRef, options: Pus
   const frameBytes = options.frameBytes ?? 1 << 20;
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) fail('OPTION_INVALID', what, 'concurrency must be a positive integer', concurrency);
   if (!Number.isSafeInteger(packBytes) || packBytes < 1 || packBytes > MAX_PACK_BYTES / 2) fail('OPTION_INVALID', what, `pack size must be a positive integer up to ${MAX_PACK_BYTES >> 21} MiB`, packBytes);
+  if (!Number.isSafeInteger(frameBytes) || frameBytes < 1 || frameBytes > MAX_FRAME_BYTES / 2) fail('OPTION_INVALID', what, `frame size must be a positive integer up to ${MAX_FRAME_BYTES >> 21} MiB`, frameBytes);
   if (ref.digest !== undefined && ref.tag === undefined) fail('OPTION_INVALID', what, 'push to a tag, not a digest (the digest is the result)', formatReference(ref));
   let size: number;
   try {

@@ -14,6 +14,7 @@
  *   zstd  zstd-napi's streaming DCtx, decompressing straight into the ring
  */
 import { open, type FileHandle } from 'node:fs/promises';
+import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../util/worker.js';
 import { RootforgeError, cannot, fail, isRootforgeError } from '../errors.js';
 import { BLOCK, checksumMatches } from './header.js';
@@ -233,7 +234,13 @@ async function* ringDecompress(raw: AsyncGenerator<Buffer, void, undefined>, for
   const ring = new SharedArrayBuffer(RING_SLOTS * SLOT_BYTES);
   const inRing = new SharedArrayBuffer(IN_SLOTS * IN_SLOT_BYTES);
   const inViews = Array.from({ length: IN_SLOTS }, (_, i) => Buffer.from(inRing, i * IN_SLOT_BYTES, IN_SLOT_BYTES));
-  const worker = startWorker(new URL('./inflate-worker.js', import.meta.url), { workerData: { format, ring, slotBytes: SLOT_BYTES, inRing, inSlotBytes: IN_SLOT_BYTES } });
+  let worker: Worker;
+  try {
+    worker = startWorker(new URL('./inflate-worker.js', import.meta.url), { workerData: { format, ring, slotBytes: SLOT_BYTES, inRing, inSlotBytes: IN_SLOT_BYTES } });
+  } catch (e) {
+    await raw.return(undefined); // closes the input (its file handle, a download)
+    throw e;
+  }
   const ready: { slot: number; length: number }[] = [];
   const inFree: number[] = Array.from({ length: IN_SLOTS }, (_, i) => i);
   let finished: { inFrame: boolean } | null = null;
@@ -322,7 +329,10 @@ async function* ringDecompress(raw: AsyncGenerator<Buffer, void, undefined>, for
 function compressionError(e: unknown, format: string): unknown {
   if (isRootforgeError(e)) return e;
   const err = e as NodeJS.ErrnoException;
-  if (format === 'gzip' && !(typeof err.code === 'string' && err.code.startsWith('Z_'))) return e;
+  if (format === 'gzip' && !(typeof err.code === 'string' && err.code.startsWith('Z_'))) {
+    // not a data error: something else failed on the worker (a RangeError, an ERR_* of Node's)
+    return new RootforgeError('WORKER_FAILED', cannot(`decompress ${format}`, 'the decompression thread failed', err.message), { cause: e });
+  }
   return new RootforgeError('TAR_BAD_COMPRESSION', cannot('read archive', `corrupt or truncated ${format} data`, err.message), { cause: e });
 }
 

@@ -15,9 +15,10 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { compress } from 'zstd-napi';
 import zstd from 'zstd-napi/binding.js';
-import { ARTIFACT_TYPE, CHUNKMAP_MEDIA_TYPE, encodeChunkMap, OCI_MANIFEST, PACK_MEDIA_TYPE, type ChunkEntry, type ChunkMap } from '../../src/distribution/artifact.js';
+import { ARTIFACT_TYPE, checkArtifactManifest, CHUNKMAP_MEDIA_TYPE, encodeChunkMap, MAX_FRAME_BYTES, MAX_PACK_BYTES, OCI_MANIFEST, PACK_MEDIA_TYPE, type ChunkEntry, type ChunkMap } from '../../src/distribution/artifact.js';
 import { planJobs, reassemble } from '../../src/distribution/assemble.js';
 import { pullArtifact } from '../../src/distribution/pull.js';
+import { pushArtifact } from '../../src/distribution/push.js';
 import { RegistryWriter } from '../../src/distribution/registry-writer.js';
 import { isRootforgeError } from '../../src/errors.js';
 import { BlobStore } from '../../src/oci/blobstore.js';
@@ -258,4 +259,23 @@ test('frames bigger than a slot (a few chunks taken from a large old frame) and 
     (e: unknown) => isRootforgeError(e, 'OCI_BAD_MANIFEST') && e.message.includes(`more than ${limit}`),
   );
   assert.deepEqual(readdirSync(dir), []);
+});
+
+test('what a registry serves cannot decide how much a pull holds: big packs are refused, push keeps within the limits', async () => {
+  const digest = (c: string) => `sha256:${c.repeat(64)}`;
+  const manifest = (packSize: number) => ({
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    artifactType: ARTIFACT_TYPE,
+    config: { mediaType: CHUNKMAP_MEDIA_TYPE, digest: digest('a'), size: 100 },
+    layers: [{ mediaType: PACK_MEDIA_TYPE, digest: digest('b'), size: packSize }],
+    annotations: {},
+  });
+  assert.equal(checkArtifactManifest(manifest(MAX_PACK_BYTES), 'x').layers.length, 1);
+  assert.throws(() => checkArtifactManifest(manifest(MAX_PACK_BYTES + 1), 'x'), (e: unknown) => isRootforgeError(e, 'OCI_BAD_MANIFEST'));
+  // push refuses settings whose packs or frames a pull would refuse (before it reads the image)
+  const ref = parseDockerReference('127.0.0.1:1/limits/x:v1');
+  await assert.rejects(pushArtifact('/nonexistent.ext4', ref, { packBytes: MAX_PACK_BYTES }), (e: unknown) => isRootforgeError(e, 'OPTION_INVALID'));
+  await assert.rejects(pushArtifact('/nonexistent.ext4', ref, { frameBytes: MAX_FRAME_BYTES }), (e: unknown) => isRootforgeError(e, 'OPTION_INVALID'));
+  await assert.rejects(pushArtifact('/nonexistent.ext4', ref, { frameBytes: 1 << 20 }), (e: unknown) => isRootforgeError(e, 'SOURCE_NOT_FOUND'));
 });
