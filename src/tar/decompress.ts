@@ -91,10 +91,33 @@ export async function openArchive(path: string, options: OpenOptions = {}): Prom
     throw e;
   }
   const counter = { n: first.length };
-  // Compressed input goes to the decompressor, which may still read a chunk after we move on.
-  const recycle = compression === 'none' ? options.recycle : undefined;
+  // Compressed input is copied into the decompressor's input ring before the next chunk is asked
+  // for, so its read buffers can be reused at once (no gigabyte of fresh buffers to collect).
+  const recycle = compression === 'none' ? options.recycle : noWait;
   const raw = fileChunks(fh, first, chunkSize, counter, path, recycle);
   return { stream: decompress(raw, compression, options.reuseOutput === true), compression, compressedSize: size, bytesRead: () => counter.n };
+}
+
+const noWait = async (): Promise<void> => undefined;
+
+/**
+ * The first `size` bytes of an open file, in chunks read into a ring of RING reused buffers (one
+ * read ahead): a chunk stays valid until RING − 1 more have been asked for, so a consumer must
+ * copy what it keeps by then (a digest check, a decompressor's input ring and the tar reader all
+ * do). No fresh buffer per read: reading a layer of a gigabyte allocates RING × chunkSize. Closes
+ * `fh` when done or stopped.
+ */
+export async function* readRing(fh: FileHandle, size: number, path: string, chunkSize = DEFAULT_CHUNK): AsyncGenerator<Buffer, void, undefined> {
+  let first: Buffer;
+  try {
+    first = Buffer.allocUnsafe(chunkSize);
+    const { bytesRead } = await fh.read(first, 0, Math.min(chunkSize, size), null);
+    first = first.subarray(0, bytesRead);
+  } catch (e) {
+    await fh.close();
+    return fail('IO_FAILED', 'read', String((e as Error).message), path, e);
+  }
+  yield* fileChunks(fh, first, chunkSize, { n: first.length }, path, noWait, size);
 }
 
 /** Same for an already open stream (stdin for "-"). Reads just enough to recognise the format. */
@@ -158,8 +181,9 @@ function decompress(raw: AsyncGenerator<Buffer, void, undefined>, compression: C
 }
 
 /**
- * Sequential file reads into fresh buffers, one read ahead. A read's outcome is stored, not
- * thrown, so a read still in flight when the consumer stops can be awaited before closing.
+ * Sequential file reads, one read ahead, into fresh buffers or (with `recycle`) a ring of reused
+ * ones. A read's outcome is stored, not thrown, so a read still in flight when the consumer
+ * stops can be awaited before closing.
  */
 async function* fileChunks(
   fh: FileHandle,
@@ -168,6 +192,8 @@ async function* fileChunks(
   counter: { n: number },
   path: string,
   recycle?: (buffer: ArrayBufferLike) => Promise<void>,
+  /** Read no further than this many bytes from the start (default: to the end of the file). */
+  limit = Infinity,
 ): AsyncGenerator<Buffer, void, undefined> {
   type Outcome = { buf: Buffer } | { error: unknown };
   // With recycling, reads cycle through a ring of RING buffers (`first` is the first of them).
@@ -187,7 +213,9 @@ async function* fileChunks(
     } catch (error) {
       return { error };
     }
-    return fh.read(buf, 0, chunkSize, null).then(
+    const want = Math.min(chunkSize, limit - counter.n);
+    if (want <= 0) return { buf: buf.subarray(0, 0) };
+    return fh.read(buf, 0, want, null).then(
       ({ bytesRead }) => {
         counter.n += bytesRead;
         return { buf: buf.subarray(0, bytesRead) };

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, test } from 'node:test';
 import { isRootforgeError, type ErrorCode } from '../../src/errors.js';
-import { detect, openArchive, openArchiveStream } from '../../src/tar/decompress.js';
+import { open } from 'node:fs/promises';
+import { detect, openArchive, openArchiveStream, readRing } from '../../src/tar/decompress.js';
 import { readTar } from '../../src/tar/reader.js';
 import { hasTool, lcg, run } from '../helpers/tar-collect.js';
 import { tarEntries } from '../helpers/tar-writer.js';
@@ -161,3 +162,27 @@ for (const [format, tool] of [['zstd', 'zstd'], ['gzip', 'gzip']] as const) {
     }
   });
 }
+
+test('readRing: exactly the first SIZE bytes, in a few reused buffers, and the file is closed', async () => {
+  const chunk = 64 << 10;
+  const data = Buffer.alloc(40 * chunk + 123);
+  const r = lcg(7);
+  for (let i = 0; i < data.length; i++) data[i] = r() & 0xff;
+  const path = join(work, 'ring.bin');
+  writeFileSync(path, data);
+  const size = 37 * chunk + 5; // less than the file: the rest is never read
+  const fh = await open(path, 'r');
+  const got: Buffer[] = [];
+  const memories = new Set<ArrayBufferLike>();
+  for await (const c of readRing(fh, size, path, chunk)) {
+    memories.add(c.buffer);
+    got.push(Buffer.from(c)); // a consumer copies what it keeps
+  }
+  assert.ok(Buffer.concat(got).equals(data.subarray(0, size)));
+  assert.ok(memories.size <= 8, `${memories.size} buffers for ${got.length} chunks`);
+  await assert.rejects(fh.read(Buffer.alloc(1), 0, 1, 0), /EBADF|closed/i, 'closed at the end');
+  // stopped early: closed too
+  const fh2 = await open(path, 'r');
+  for await (const c of readRing(fh2, size, path, chunk)) if (c.length > 0) break;
+  await assert.rejects(fh2.read(Buffer.alloc(1), 0, 1, 0), /EBADF|closed/i, 'closed when stopped');
+});
