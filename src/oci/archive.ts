@@ -9,11 +9,10 @@
  * REF: a tag as in RepoTags ("alpine:3.20", "docker.io/library/alpine:3.20"), "@N" for the N-th
  * image, or (OCI form) a digest.
  */
-import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { fail } from '../errors.js';
 import { checksumMatches, decodeHeader } from '../tar/header.js';
-import { openArchiveStream } from '../tar/decompress.js';
+import { openArchiveStream, readRing } from '../tar/decompress.js';
 import { PaxReader, type PaxAttrs, type Warn } from '../tar/pax.js';
 import { sha256Digest, verifyDigest } from './digest.js';
 import { checkLayerMediaType } from './layer.js';
@@ -120,7 +119,12 @@ function rangeLayer(path: string, m: Member, descriptor: Descriptor): Layer {
   return {
     descriptor,
     async open() {
-      const raw = m.size === 0 ? emptyStream() : (createReadStream(path, { start: m.offset, end: m.offset + m.size - 1, highWaterMark: 4 << 20 }) as AsyncIterable<Buffer>);
+      let raw: AsyncIterable<Buffer> = emptyStream();
+      if (m.size > 0) {
+        // a few reused buffers, not a fresh one per read (see readRing); closed when done
+        const fh = await open(path, 'r').catch((e: NodeJS.ErrnoException) => fail('OCI_BAD_LAYOUT', `read layer ${descriptor.digest}`, e.code ?? String(e), path, e));
+        raw = readRing(fh, m.size, path, undefined, m.offset);
+      }
       const archive = await openArchiveStream(verifyDigest(raw, descriptor.digest, descriptor.size, `read layer ${descriptor.digest}`));
       return archive.stream;
     },

@@ -13,7 +13,6 @@
  * Manifests are stored in the cache by digest too, so a by-digest pull whose blobs are all
  * cached needs no network; a by-tag pull always asks the registry (tags move).
  */
-import { createReadStream } from 'node:fs';
 import { mkdir, open, statfs, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail, RootforgeError } from '../errors.js';
@@ -22,6 +21,8 @@ import { formatBytes } from '../util/size.js';
 import { type Credentials } from './auth.js';
 import { BlobStore } from './blobstore.js';
 import { readVerified } from './digest.js';
+import { openRegular } from './files.js';
+import { readRing } from '../tar/decompress.js';
 import { checkLayerMediaType, fileLayer, layerTar } from './layer.js';
 import { formatPlatform, hostPlatform, isIndex, parseConfig, parseIndex, parseJson, parseManifest, selectPlatform } from './manifest.js';
 import { formatReference, type RegistryRef } from './reference.js';
@@ -442,6 +443,9 @@ class BlobArrival {
  * descriptor stays valid when the finished file is renamed). The caller checks the digest of what
  * it reads; a download that fails makes this fail too. `onWait` gets the ms spent waiting.
  */
+const FOLLOW_RING = 8;
+const FOLLOW_CHUNK = 512 << 10;
+
 async function* followPartial(store: BlobStore, digest: string, arrival: BlobArrival, onWait: (ms: number) => void): AsyncGenerator<Buffer> {
   const what = `read layer ${digest}`;
   let fh: FileHandle;
@@ -451,10 +455,16 @@ async function* followPartial(store: BlobStore, digest: string, arrival: BlobArr
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return fail('CACHE_IO', what, (e as NodeJS.ErrnoException).code ?? String(e), store.partialPath(digest), e);
     // Already renamed into the store (or discarded: then the download's error is thrown).
     await arrival.promise;
-    yield* createReadStream(store.path(digest), { highWaterMark: 4 << 20 }) as AsyncIterable<Buffer>;
+    const done = await openRegular(store.path(digest), what, 'CACHE_IO');
+    yield* readRing(done.fh, done.size, store.path(digest));
     return;
   }
   try {
+    // Reads go into a ring of reused buffers (a chunk stays valid until FOLLOW_RING − 1 more
+    // were asked for; the layer's reader copies before that): no fresh buffer per read, which for
+    // a gigabyte of layers was a gigabyte of garbage.
+    const ring: Buffer[] = [];
+    let turn = 0;
     let pos = 0;
     while (pos < arrival.size) {
       if (arrival.state === 'failed') throw arrival.error;
@@ -464,8 +474,9 @@ async function* followPartial(store: BlobStore, digest: string, arrival: BlobArr
         onWait(performance.now() - t);
         continue;
       }
-      const want = Math.min(arrival.bytes - pos, 4 << 20);
-      const buf = Buffer.allocUnsafe(want);
+      const want = Math.min(arrival.bytes - pos, FOLLOW_CHUNK);
+      turn = (turn + 1) % FOLLOW_RING;
+      const buf = (ring[turn] ??= Buffer.allocUnsafe(FOLLOW_CHUNK)).subarray(0, want);
       const { bytesRead } = await fh.read(buf, 0, want, pos);
       if (bytesRead === 0) {
         // The download started over (a server that ignored Range): wait for it to pass us again.

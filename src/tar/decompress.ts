@@ -101,23 +101,23 @@ export async function openArchive(path: string, options: OpenOptions = {}): Prom
 const noWait = async (): Promise<void> => undefined;
 
 /**
- * The first `size` bytes of an open file, in chunks read into a ring of RING reused buffers (one
+ * `size` bytes of an open file from `start`, in chunks read into a ring of RING reused buffers (one
  * read ahead): a chunk stays valid until RING − 1 more have been asked for, so a consumer must
  * copy what it keeps by then (a digest check, a decompressor's input ring and the tar reader all
  * do). No fresh buffer per read: reading a layer of a gigabyte allocates RING × chunkSize. Closes
  * `fh` when done or stopped.
  */
-export async function* readRing(fh: FileHandle, size: number, path: string, chunkSize = DEFAULT_CHUNK): AsyncGenerator<Buffer, void, undefined> {
+export async function* readRing(fh: FileHandle, size: number, path: string, chunkSize = DEFAULT_CHUNK, start = 0): AsyncGenerator<Buffer, void, undefined> {
   let first: Buffer;
   try {
     first = Buffer.allocUnsafe(chunkSize);
-    const { bytesRead } = await fh.read(first, 0, Math.min(chunkSize, size), null);
+    const { bytesRead } = await fh.read(first, 0, Math.min(chunkSize, size), start);
     first = first.subarray(0, bytesRead);
   } catch (e) {
     await fh.close();
     return fail('IO_FAILED', 'read', String((e as Error).message), path, e);
   }
-  yield* fileChunks(fh, first, chunkSize, { n: first.length }, path, noWait, size);
+  yield* fileChunks(fh, first, chunkSize, { n: first.length }, path, noWait, size, start);
 }
 
 /** Same for an already open stream (stdin for "-"). Reads just enough to recognise the format. */
@@ -192,8 +192,10 @@ async function* fileChunks(
   counter: { n: number },
   path: string,
   recycle?: (buffer: ArrayBufferLike) => Promise<void>,
-  /** Read no further than this many bytes from the start (default: to the end of the file). */
+  /** Read no further than this many bytes from `start` (default: to the end of the file). */
   limit = Infinity,
+  /** Where in the file the bytes begin (`first` was read from there). */
+  start = 0,
 ): AsyncGenerator<Buffer, void, undefined> {
   type Outcome = { buf: Buffer } | { error: unknown };
   // With recycling, reads cycle through a ring of RING buffers (`first` is the first of them).
@@ -215,7 +217,7 @@ async function* fileChunks(
     }
     const want = Math.min(chunkSize, limit - counter.n);
     if (want <= 0) return { buf: buf.subarray(0, 0) };
-    return fh.read(buf, 0, want, null).then(
+    return fh.read(buf, 0, want, start + counter.n).then(
       ({ bytesRead }) => {
         counter.n += bytesRead;
         return { buf: buf.subarray(0, bytesRead) };
