@@ -120,7 +120,11 @@ export async function* readRing(fh: FileHandle, size: number, path: string, chun
   yield* fileChunks(fh, first, chunkSize, { n: first.length }, path, noWait, size, start);
 }
 
-/** Same for an already open stream (stdin for "-"). Reads just enough to recognise the format. */
+/**
+ * Same for an already open stream (stdin for "-", a layer blob). Reads just enough to recognise
+ * the format. Each chunk of `source` is used before the next is asked for, except the few that
+ * make up the first MAGIC_BYTES, which are copied.
+ */
 export async function openArchiveStream(source: AsyncIterable<Uint8Array>, options: Pick<OpenOptions, 'reuseOutput'> = {}): Promise<OpenedArchive> {
   const it = source[Symbol.asyncIterator]();
   const head: Buffer[] = [];
@@ -133,7 +137,9 @@ export async function openArchiveStream(source: AsyncIterable<Uint8Array>, optio
       break;
     }
     const b = toBuffer(r.value);
-    head.push(b);
+    // A source may reuse its buffers once a few more chunks were asked for (readRing): when the
+    // magic takes several chunks, keep copies.
+    head.push(have + b.length < MAGIC_BYTES ? Buffer.from(b) : b);
     have += b.length;
   }
   const counter = { n: have };

@@ -186,3 +186,21 @@ test('readRing: exactly the first SIZE bytes, in a few reused buffers, and the f
   for await (const c of readRing(fh2, size, path, chunk)) if (c.length > 0) break;
   await assert.rejects(fh2.read(Buffer.alloc(1), 0, 1, 0), /EBADF|closed/i, 'closed when stopped');
 });
+
+test('openArchiveStream: a source that reuses one buffer for tiny first chunks is still recognised and read whole', async () => {
+  const { gzipSync } = await import('node:zlib');
+  const tar = tarEntries([{ path: 'etc/hostname', content: 'reused\n' }]);
+  const gz = gzipSync(tar);
+  const shared = Buffer.alloc(64);
+  async function* reusing(): AsyncGenerator<Buffer> {
+    for (let off = 0; off < gz.length; off += shared.length) {
+      const n = gz.copy(shared, 0, off, off + shared.length); // the same memory every time
+      yield shared.subarray(0, n);
+    }
+  }
+  const archive = await openArchiveStream(reusing());
+  assert.equal(archive.compression, 'gzip');
+  const out: Buffer[] = [];
+  for await (const c of archive.stream) out.push(Buffer.from(c));
+  assert.ok(Buffer.concat(out).equals(tar));
+});
