@@ -332,6 +332,10 @@ async function* ringDecompress(raw: AsyncGenerator<Buffer, void, undefined>, for
     if (!finished) failure ??= new RootforgeError('WORKER_FAILED', cannot(`decompress ${format}`, 'the decompression thread exited', String(code)));
     notify();
   });
+  // The worker keeps the process alive only while this thread waits for it: a stream its
+  // consumer abandoned without return() (a library user's early exit, a failed test) must not
+  // keep a Node process from exiting. Such a worker lingers until the process ends.
+  worker.unref();
   void pump();
   try {
     for (;;) {
@@ -351,7 +355,9 @@ async function* ringDecompress(raw: AsyncGenerator<Buffer, void, undefined>, for
       }
       if (failure) throw failure;
       if (finished) break;
+      worker.ref();
       await new Promise<void>((resolve) => (wake = resolve));
+      worker.unref();
     }
   } finally {
     stopped = true;

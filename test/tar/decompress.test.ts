@@ -204,3 +204,22 @@ test('openArchiveStream: a source that reuses one buffer for tiny first chunks i
   for await (const c of archive.stream) out.push(Buffer.from(c));
   assert.ok(Buffer.concat(out).equals(tar));
 });
+
+test('a compressed stream abandoned without return() does not keep the process from exiting', async () => {
+  const { gzipSync } = await import('node:zlib');
+  const { spawnSync } = await import('node:child_process');
+  const r = lcg(11);
+  const body = Buffer.alloc(6 << 20);
+  for (let i = 0; i < body.length; i += 4) body.writeUInt32LE(r(), i);
+  const gz = join(work, 'abandoned.gz');
+  writeFileSync(gz, gzipSync(body, { level: 1 }));
+  const mod = new URL('../../src/tar/decompress.js', import.meta.url).href;
+  const code = `import { openArchive } from ${JSON.stringify(mod)};
+    const it = (await openArchive(process.argv[1], { reuseOutput: true })).stream[Symbol.asyncIterator]();
+    const first = await it.next();
+    process.stdout.write(String(first.value.length)); // and the stream is left as it is`;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', code, gz], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(child.signal, null, 'the process exited by itself (no timeout)');
+  assert.equal(child.status, 0, child.stderr);
+  assert.ok(Number(child.stdout) > 0);
+});
