@@ -27,7 +27,7 @@ const servers = cleanups();
 after(() => servers.run());
 let registry: RegistryServer;
 let proxy: FaultProxy;
-/** The digest of the 1 MiB layer, the one faults are put on. */
+/** The digest of the biggest layer (≈1 MiB compressed), the one faults are put on. */
 let bigLayer: { digest: string; size: number };
 let cacheN = 0;
 const newCache = () => join(work, `cache${cacheN++}`);
@@ -35,7 +35,10 @@ const CHILD = new URL('../helpers/registry-pull-child.js', import.meta.url).path
 
 before(async () => {
   if (skip) return;
-  makeImage(layout, 'v1', [{ 'etc/hello': 'hello\n' }, { 'usr/lib/big': randomBytes(1 << 20) }, { 'etc/top': 'top\n' }]);
+  // The middle layer: 2 MiB of zeros first (a few KiB compressed: the first MiB of tar comes out
+  // of the decompressor as soon as the download starts), then 1 MiB that does not compress (the
+  // slow part of the download). So "read while it downloads" does not depend on timing.
+  makeImage(layout, 'v1', [{ 'etc/hello': 'hello\n' }, { 'usr/lib/a-zeros': Buffer.alloc(2 << 20), 'usr/lib/big': randomBytes(1 << 20) }, { 'etc/top': 'top\n' }]);
   // A separate image for tampering: blobs are shared across repositories in registry storage.
   makeImage(layout, 'victim', [{ 'etc/victim': randomBytes(4096) }]);
   registry = await startRegistry(servers);
@@ -105,10 +108,14 @@ test('layers download in the background, top first: the top layer is read while 
     assert.equal(await store.has(bigLayer.digest), false, 'the top layer was read before the middle one arrived');
     // The middle layer is read from its .partial while it downloads.
     const it = (await middle!.open())[Symbol.asyncIterator]();
-    const first = await it.next();
-    assert.ok(!first.done && first.value.length > 0);
-    assert.equal(await store.has(bigLayer.digest), false, 'the middle layer is read while it downloads');
-    for (let r = await it.next(); !r.done; r = await it.next()) bytes += r.value.length;
+    try {
+      const first = await it.next();
+      assert.ok(!first.done && first.value.length > 0);
+      assert.equal(await store.has(bigLayer.digest), false, 'the middle layer is read while it downloads');
+      for (let r = await it.next(); !r.done; r = await it.next()) bytes += r.value.length;
+    } finally {
+      await it.return?.(); // a failed assertion must not leave the stream (and its worker) open
+    }
     assert.ok(img.waitedMs > 0, 'reading the middle layer waited for its bytes');
     for await (const chunk of await bottom!.open()) bytes += chunk.length;
     assert.deepEqual(await img.download(), { blobsFetched: 4, blobsCached: 0 });
