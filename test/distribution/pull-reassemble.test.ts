@@ -16,7 +16,7 @@ import { pathToFileURL } from 'node:url';
 import { compress } from 'zstd-napi';
 import zstd from 'zstd-napi/binding.js';
 import { ARTIFACT_TYPE, checkArtifactManifest, CHUNKMAP_MEDIA_TYPE, encodeChunkMap, MAX_FRAME_BYTES, MAX_PACK_BYTES, OCI_MANIFEST, PACK_MEDIA_TYPE, type ChunkEntry, type ChunkMap } from '../../src/distribution/artifact.js';
-import { planJobs, reassemble } from '../../src/distribution/assemble.js';
+import { planJobs, reassemble, type ReassembleOptions } from '../../src/distribution/assemble.js';
 import { pullArtifact } from '../../src/distribution/pull.js';
 import { pushArtifact } from '../../src/distribution/push.js';
 import { RegistryWriter } from '../../src/distribution/registry-writer.js';
@@ -37,6 +37,14 @@ let reg: RegistryServer;
 before(async () => {
   if (!missing) reg = await startRegistry(servers);
 });
+
+/** Reassembles `map`, all of whose frames are in `pack`, into `out` (as pull -o does: a temporary file renamed on success); the image's digest. */
+function reassembleTo(out: string, map: ChunkMap, pack: Buffer, opts: Partial<ReassembleOptions> = {}): Promise<string> {
+  return writeAtomically(out, async (fh) => {
+    await fh.truncate(map.size);
+    return reassemble(fh, map, planJobs(map), async () => pack, { name: 'test', ...opts });
+  });
+}
 
 /** Deterministic bytes that compress somewhat. */
 function bytes(seed: number, n: number): Buffer {
@@ -199,20 +207,14 @@ test('a decoder or hasher thread that dies fails WORKER_FAILED, the output is no
     const dir = join(work, `dies-${role}`);
     mkdirSync(dir);
     await assert.rejects(
-      writeAtomically(join(dir, 'out.ext4'), async (fh) => {
-        await fh.truncate(map.size);
-        await reassemble(fh, map, planJobs(map), async () => pack, { name: 'test', workerScripts: { [role]: pathToFileURL(dying) } });
-      }),
+      reassembleTo(join(dir, 'out.ext4'), map, pack, { workerScripts: { [role]: pathToFileURL(dying) } }),
       (e: unknown) => isRootforgeError(e, 'WORKER_FAILED') && /exit code 3/.test(e.message),
     );
     assert.deepEqual(readdirSync(dir), [], `${role}: no output and no temporary file`);
   }
   // The same call with the real threads works: what failed above was the thread, not the input.
   const out = join(work, 'reassembled.ext4');
-  const digest = await writeAtomically(out, async (fh) => {
-    await fh.truncate(map.size);
-    return reassemble(fh, map, planJobs(map), async () => pack, { name: 'test' });
-  });
+  const digest = await reassembleTo(out, map, pack);
   assert.equal(digest, map.digest);
   assert.ok(readFileSync(out).equals(image));
 });
@@ -239,10 +241,7 @@ test('frames bigger than a slot (a few chunks taken from a large old frame) and 
   ];
   const map: ChunkMap = { size: image.length, digest: `sha256:${sha(image)}`, packs: [sha256Digest(pack)], chunks };
   const out = join(work, 'big-frames.ext4');
-  const digest = await writeAtomically(out, async (fh) => {
-    await fh.truncate(map.size);
-    return reassemble(fh, map, planJobs(map), async () => pack, { name: 'test' });
-  });
+  const digest = await reassembleTo(out, map, pack);
   assert.equal(digest, map.digest);
   assert.ok(readFileSync(out).equals(image));
   // A frame that says it holds more than the limit is refused before it is decompressed (the
@@ -252,10 +251,7 @@ test('frames bigger than a slot (a few chunks taken from a large old frame) and 
   const dir = join(work, 'too-big');
   mkdirSync(dir);
   await assert.rejects(
-    writeAtomically(join(dir, 'out.ext4'), async (fh) => {
-      await fh.truncate(map.size);
-      await reassemble(fh, map, planJobs(map), async () => pack, { name: 'test', maxFrameBytes: limit });
-    }),
+    reassembleTo(join(dir, 'out.ext4'), map, pack, { maxFrameBytes: limit }),
     (e: unknown) => isRootforgeError(e, 'OCI_BAD_MANIFEST') && e.message.includes(`more than ${limit}`),
   );
   assert.deepEqual(readdirSync(dir), []);
