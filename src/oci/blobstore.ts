@@ -21,7 +21,7 @@
 import { mkdir, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail, isRootforgeError, RootforgeError } from '../errors.js';
-import { downloadWithRetries } from '../util/download.js';
+import { downloadWithRetries, type KeptBytes } from '../util/download.js';
 import { errnoOf, FileLock, HOST, pidAlive, privateSuffix, unlinkIfPresent } from '../util/file-lock.js';
 import { parseDigest, sha256Digest } from './digest.js';
 
@@ -241,7 +241,7 @@ export class BlobStore {
     try {
       // The holder before us may have finished between our check and taking the lock.
       if (await this.has(digest)) return { path, fetched: false };
-      const keep: { bytes?: Buffer; onVerified?: (bytes: Buffer) => void } | undefined = options.keepBytes ? (options.onVerified ? { onVerified: options.onVerified } : {}) : undefined;
+      const keep: KeptBytes | undefined = options.keepBytes ? (options.onVerified ? { onVerified: options.onVerified } : {}) : undefined;
       await download(digest, size, path, open, options, keep);
       return { path, fetched: true, ...(keep?.bytes !== undefined ? { bytes: keep.bytes } : {}) };
     } finally {
@@ -265,7 +265,7 @@ export class BlobStore {
 }
 
 /** The download, run while holding the lock: the shared engine (src/util/download.ts) with OCI codes. */
-async function download(digest: string, size: number, path: string, open: BlobOpener, options: FetchOptions, keep: { bytes?: Buffer; onVerified?: (bytes: Buffer) => void } | undefined): Promise<void> {
+async function download(digest: string, size: number, path: string, open: BlobOpener, options: FetchOptions, keep: KeptBytes | undefined): Promise<void> {
   const onProgress = options.onProgress;
   await downloadWithRetries(
     {

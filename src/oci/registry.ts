@@ -22,7 +22,7 @@ import { type Credentials } from './auth.js';
 import { BlobStore } from './blobstore.js';
 import { readVerified } from './digest.js';
 import { openRegular } from './files.js';
-import { readRing } from '../tar/decompress.js';
+import { READ_CHUNK, READ_RING, readRing } from '../tar/decompress.js';
 import { checkLayerMediaType, fileLayer, layerTar } from './layer.js';
 import { formatPlatform, hostPlatform, isIndex, parseConfig, parseIndex, parseJson, parseManifest, selectPlatform } from './manifest.js';
 import { formatReference, type RegistryRef } from './reference.js';
@@ -443,9 +443,6 @@ class BlobArrival {
  * descriptor stays valid when the finished file is renamed). The caller checks the digest of what
  * it reads; a download that fails makes this fail too. `onWait` gets the ms spent waiting.
  */
-const FOLLOW_RING = 8;
-const FOLLOW_CHUNK = 512 << 10;
-
 async function* followPartial(store: BlobStore, digest: string, arrival: BlobArrival, onWait: (ms: number) => void): AsyncGenerator<Buffer> {
   const what = `read layer ${digest}`;
   let fh: FileHandle;
@@ -460,9 +457,9 @@ async function* followPartial(store: BlobStore, digest: string, arrival: BlobArr
     return;
   }
   try {
-    // Reads go into a ring of reused buffers (a chunk stays valid until FOLLOW_RING − 1 more
-    // were asked for; the layer's reader copies before that): no fresh buffer per read, which for
-    // a gigabyte of layers was a gigabyte of garbage.
+    // Reads go into a ring of reused buffers shaped as readRing's (a chunk stays valid until
+    // READ_RING − 1 more were asked for; the layer's reader copies before that): no fresh buffer
+    // per read, which for a gigabyte of layers was a gigabyte of garbage.
     const ring: Buffer[] = [];
     let turn = 0;
     let pos = 0;
@@ -474,9 +471,9 @@ async function* followPartial(store: BlobStore, digest: string, arrival: BlobArr
         onWait(performance.now() - t);
         continue;
       }
-      const want = Math.min(arrival.bytes - pos, FOLLOW_CHUNK);
-      turn = (turn + 1) % FOLLOW_RING;
-      const buf = (ring[turn] ??= Buffer.allocUnsafe(FOLLOW_CHUNK)).subarray(0, want);
+      const want = Math.min(arrival.bytes - pos, READ_CHUNK);
+      turn = (turn + 1) % READ_RING;
+      const buf = (ring[turn] ??= Buffer.allocUnsafe(READ_CHUNK)).subarray(0, want);
       const { bytesRead } = await fh.read(buf, 0, want, pos);
       if (bytesRead === 0) {
         // The download started over (a server that ignored Range): wait for it to pass us again.

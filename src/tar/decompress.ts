@@ -59,6 +59,8 @@ export interface OpenOptions {
 const RING = 8;
 
 const DEFAULT_CHUNK = 512 << 10;
+/** The read ring's shape, for other readers that hand out the same kind of chunks (registry.ts). */
+export { RING as READ_RING, DEFAULT_CHUNK as READ_CHUNK };
 /** Bytes needed to recognise every magic we know. */
 const MAGIC_BYTES = BLOCK;
 
@@ -367,7 +369,10 @@ async function* ringDecompress(raw: AsyncGenerator<Buffer, void, undefined>, for
   if ((finished as { inFrame: boolean } | null)?.inFrame) fail('TAR_BAD_COMPRESSION', 'read archive', 'zstd data ends inside a frame (truncated)');
 }
 
-/** Data errors from a decompressor become TAR_BAD_COMPRESSION; our own and I/O errors pass through. */
+/**
+ * Data errors from a decompressor become TAR_BAD_COMPRESSION, other failures on the gzip worker
+ * (not zlib's Z_* codes) WORKER_FAILED; our own errors pass through.
+ */
 function compressionError(e: unknown, format: string): unknown {
   if (isRootforgeError(e)) return e;
   const err = e as NodeJS.ErrnoException;

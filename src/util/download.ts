@@ -72,7 +72,13 @@ export interface ResumeOptions {
    * need not read it back. Only for files small enough to hold in memory. `onVerified` gets them
    * as soon as they hash right, before the file is made durable and renamed into place.
    */
-  keep?: { bytes?: Buffer; onVerified?: (bytes: Buffer) => void } | undefined;
+  keep?: KeptBytes | undefined;
+}
+
+/** Where a download leaves its verified bytes for a caller that uses them at once (ResumeOptions.keep). */
+export interface KeptBytes {
+  bytes?: Buffer;
+  onVerified?: (bytes: Buffer) => void;
 }
 
 export interface RetryOptions {
