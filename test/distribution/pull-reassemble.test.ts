@@ -25,6 +25,7 @@ import { BlobStore } from '../../src/oci/blobstore.js';
 import { sha256Digest } from '../../src/oci/digest.js';
 import { parseDockerReference } from '../../src/oci/reference.js';
 import { writeAtomically } from '../../src/util/atomic.js';
+import { halfTextBytes } from '../helpers/bytes.js';
 import { skipOrFail } from '../helpers/fixtures.js';
 import { cleanups, startRegistry, type RegistryServer } from '../helpers/registry.js';
 
@@ -47,17 +48,7 @@ function reassembleTo(out: string, map: ChunkMap, pack: Buffer, opts: Partial<Re
 }
 
 /** Deterministic bytes that compress somewhat. */
-function bytes(seed: number, n: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = seed * 2654435761 + 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = i % 512 < 256 ? x & 0xff : 0x61 + ((x >>> 8) % 26);
-  }
-  return b;
-}
+const bytes = (seed: number, n: number): Buffer => halfTextBytes(seed, n, 256);
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 

@@ -23,6 +23,7 @@ import { parseDockerReference } from '../../src/oci/reference.js';
 import { spawn } from 'node:child_process';
 import { BIN } from '../helpers/cli.js';
 import { startCountingProxy, type CountingProxy } from '../helpers/counting-proxy.js';
+import { halfTextBytes } from '../helpers/bytes.js';
 import { skipOrFail } from '../helpers/fixtures.js';
 import { cleanups, makeImage, pushImageAsync, registryToolsMissing, runAsync, startRegistry, type RegistryServer } from '../helpers/registry.js';
 import { Ext4Image } from '../../src/ext4/reader.js';
@@ -44,17 +45,7 @@ const v1 = join(work, 'v1.ext4');
 const v2 = join(work, 'v2.ext4');
 
 /** Deterministic pseudo-random bytes (xorshift), half of each file text-like so chunks compress. */
-function fileBytes(seed: number, size: number): Buffer {
-  const b = Buffer.alloc(size);
-  let x = seed * 2654435761 + 1;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = i % 2048 < 1024 ? x & 0xff : 0x61 + ((x >>> 8) % 26);
-  }
-  return b;
-}
+const fileBytes = (seed: number, size: number): Buffer => halfTextBytes(seed, size, 1024);
 
 function makeTree(dir: string, changed: number[]): void {
   mkdirSync(join(dir, 'usr/lib'), { recursive: true });
