@@ -5,6 +5,11 @@
  * SIGKILL cannot clean up: the next run to the same output removes temporary files of processes
  * that are gone (`.OUT.rootforge-PID-N.tmp`).
  *
+ * Outputs are durable when they appear: the file's data is synced before the rename and the
+ * directory after it, so a crash or power loss leaves either the old file or the whole new one,
+ * never an empty or partly written image under the final name. Big outputs are synced while
+ * they are written (see `flushing`), which costs next to nothing.
+ *
  * With limits, the output never fills its filesystem: writes stop with OUTPUT_DISK_FULL before
  * the filesystem would keep less than max(1 GiB, 5 %) free, and with OUTPUT_TOO_LARGE before
  * the output would grow past a maximum size. A small compressed input can expand without bound
@@ -42,13 +47,14 @@ export async function writeAtomically<T>(dest: string, fn: (fh: FileHandle, tmpP
     return fail('OUTPUT_FAILED', `create ${dest}`, (e as NodeJS.ErrnoException).code ?? String(e), dirname(dest), e);
   }
   active.add(tmp);
+  let result: T;
   try {
-    const handle = limits ? await guard(fh, dest, limits) : fh;
-    const result = await fn(handle, tmp);
+    const flush = flushing(limits ? await guard(fh, dest, limits) : fh, dest);
+    result = await fn(flush.handle, tmp);
+    await flush.finish();
     await fh.close();
     await rename(tmp, dest);
     active.delete(tmp);
-    return result;
   } catch (e) {
     const problems: unknown[] = [];
     await fh.close().catch((c: unknown) => problems.push(c));
@@ -58,6 +64,84 @@ export async function writeAtomically<T>(dest: string, fn: (fh: FileHandle, tmpP
       throw new AggregateError([e, ...problems], `Cannot write ${dest}: ${(e as Error).message}`);
     }
     throw e;
+  }
+  await syncDir(dirname(dest), dest);
+  return result;
+}
+
+/** Every this many bytes written, the file's dirty pages are sent to the disk in the background. */
+const FLUSH_BYTES = 64 << 20;
+
+/**
+ * `fh` whose dirty pages go to the disk while it is still being written: after every FLUSH_BYTES
+ * written, an fdatasync runs on libuv's pool (one at a time) while writing goes on. Otherwise
+ * the kernel keeps a gigabyte image in the page cache until the final sync, which then takes
+ * almost as long as writing it did (devbox: 0.8 s after a 1.7 s conversion; overlapped, the end
+ * waits for ≈ 0). `finish()` makes the whole file durable, so the rename that follows never
+ * names an image that a crash could leave empty or half written.
+ */
+function flushing(fh: FileHandle, dest: string): { handle: FileHandle; finish: () => Promise<void> } {
+  let since = 0;
+  let running: Promise<void> | null = null;
+  let failure: unknown = null;
+  const note = (n: number) => {
+    since += n;
+    if (since < FLUSH_BYTES || running) return;
+    since = 0;
+    running = fh.datasync().then(
+      () => void (running = null),
+      (e: unknown) => void ((failure ??= e), (running = null)),
+    );
+  };
+  const write = async (...args: unknown[]): Promise<unknown> => {
+    const r = await (fh.write as (...x: unknown[]) => Promise<{ bytesWritten: number }>)(...args);
+    note(r.bytesWritten);
+    return r;
+  };
+  const writev = async (buffers: NodeJS.ArrayBufferView[], position?: number | null): Promise<unknown> => {
+    const r = await fh.writev(buffers, position ?? undefined);
+    note(r.bytesWritten);
+    return r;
+  };
+  const finish = async () => {
+    await running;
+    try {
+      if (failure) throw failure;
+      await fh.datasync();
+    } catch (e) {
+      fail('OUTPUT_FAILED', `write ${dest}`, `its data could not be made durable: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, dest, e);
+    }
+  };
+  return { handle: withOverrides(fh, { write, writev }), finish };
+}
+
+/** `fh` with some of its methods replaced; the others bound to it. */
+function withOverrides(fh: FileHandle, overrides: Record<string | symbol, unknown>): FileHandle {
+  return new Proxy(fh, {
+    get(target, prop) {
+      if (Object.prototype.hasOwnProperty.call(overrides, prop)) return overrides[prop];
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+/**
+ * Makes a rename in `dir` durable. Where directories cannot be opened or synced (no read
+ * permission, a filesystem without it) the rename stands as it is: the file itself is durable.
+ */
+async function syncDir(dir: string, dest: string): Promise<void> {
+  let d: FileHandle | undefined;
+  try {
+    d = await open(dir, 'r');
+    await d.sync();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EISDIR') {
+      fail('OUTPUT_FAILED', `write ${dest}`, `its directory could not be synced after the rename: ${code ?? String(e)}`, dir, e);
+    }
+  } finally {
+    await d?.close();
   }
 }
 
@@ -196,14 +280,7 @@ async function guard(fh: FileHandle, dest: string, limits: OutputLimits): Promis
     await checkSpace(n);
     return fh.writeFile(data);
   };
-  const overrides: Record<string | symbol, unknown> = { write, writev, truncate, writeFile };
-  return new Proxy(fh, {
-    get(target, prop) {
-      if (Object.prototype.hasOwnProperty.call(overrides, prop)) return overrides[prop];
-      const v = Reflect.get(target, prop, target) as unknown;
-      return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
-    },
-  });
+  return withOverrides(fh, { write, writev, truncate, writeFile });
 }
 
 async function statfsOf(dir: string, dest: string): Promise<{ total: number; avail: number }> {

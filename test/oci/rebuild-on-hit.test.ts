@@ -77,7 +77,9 @@ test('a hit on an untouched output leaves it alone; a changed, touched, chmodded
   assert.equal(hit.r.cacheHit, true);
   assert.equal(hit.r.upToDate, true);
   assert.deepEqual(ident(out), before, 'inode, mtime and ctime unchanged');
-  assert.ok(hit.written < 4096, `${hit.written} bytes written on an up-to-date hit`);
+  // wchar is the whole process's: the test runner's own reports to its parent count too (once
+  // 5.5 KB). 64 KiB still tells "not copied" apart, the image being over 3 MiB.
+  assert.ok(hit.written < 64 * 1024, `${hit.written} bytes written on an up-to-date hit`);
   assert.equal(hit.r.sizeBytes, first.r.sizeBytes, 'the summary is the cached one');
   assert.equal((await run(out)).r.upToDate, true, 'and again');
 
