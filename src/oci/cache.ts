@@ -60,7 +60,10 @@ export class ImageCache {
     try {
       // the metadata is renamed in last: its presence means the entry is complete
       const meta = JSON.parse(await readFile(join(this.dir, `${key}.json`), 'utf8')) as CachedImage;
-      await stat(p);
+      // ... unless a crash lost the copy's data after both renames reached the disk (they are
+      // not synced: a cache is not worth a second fsync of every image); such a copy is short
+      // (ext4 writes a file's size with its blocks), and a short entry is a miss, rebuilt over
+      if ((await stat(p)).size !== meta.sizeBytes) return null;
       return { ...meta, path: p };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { convert } from '../../src/convert.js';
@@ -178,6 +178,15 @@ test('finished images are cached by manifest digest and options; a moved tag reb
   const b = await convert(`oci:${moving}:current`, join(work, 'c2.img'), { cacheDir });
   assert.equal(b.cacheHit, true, 'same manifest, same options: a hit');
   assert.ok(readFileSync(join(work, 'c1.img')).equals(readFileSync(join(work, 'c2.img'))));
+  // a cached copy a crash cut short (its size no longer the recorded one) is a miss, rebuilt over
+  const cached = readdirSync(join(cacheDir, 'images')).filter((n) => n.endsWith('.ext4'));
+  assert.equal(cached.length, 1);
+  truncateSync(join(cacheDir, 'images', cached[0]!), 4096);
+  const short = await convert(`oci:${moving}:current`, join(work, 'c2.img'), { cacheDir });
+  assert.equal(short.cacheHit, false, 'a short cached copy is not used');
+  assert.ok(readFileSync(join(work, 'c1.img')).equals(readFileSync(join(work, 'c2.img'))), 'rebuilt, the same image');
+  assert.equal(statSync(join(cacheDir, 'images', cached[0]!)).size, statSync(join(work, 'c1.img')).size, 'and cached again whole');
+  assert.equal((await convert(`oci:${moving}:current`, join(work, 'c2b.img'), { cacheDir })).cacheHit, true);
   const ro = await convert(`oci:${moving}:current`, join(work, 'c3.img'), { cacheDir, readOnly: true });
   assert.equal(ro.cacheHit, false, 'other options: a miss');
   sh('umoci', ['tag', '--image', `${moving}:v3`, 'current']); // the tag moves
