@@ -109,10 +109,18 @@ function flushing(fh: FileHandle, dest: string): { handle: FileHandle; finish: (
       if (failure) throw failure;
       await fh.datasync();
     } catch (e) {
+      // a filesystem that cannot sync at all (some FUSE ones) keeps the data as well as it can
+      if (cannotSync(e)) return;
       fail('OUTPUT_FAILED', `write ${dest}`, `its data could not be made durable: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, dest, e);
     }
   };
   return { handle: withOverrides(fh, { write, writev }), finish };
+}
+
+/** The errors of a filesystem that does not implement sync, as opposed to one that failed it. */
+function cannotSync(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'EINVAL' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS';
 }
 
 /** `fh` with some of its methods replaced; the others bound to it. */
@@ -137,7 +145,7 @@ async function syncDir(dir: string, dest: string): Promise<void> {
     await d.sync();
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EISDIR') {
+    if (!cannotSync(e) && code !== 'EACCES' && code !== 'EPERM' && code !== 'EISDIR') {
       fail('OUTPUT_FAILED', `write ${dest}`, `its directory could not be synced after the rename: ${code ?? String(e)}`, dir, e);
     }
   } finally {
