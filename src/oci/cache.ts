@@ -59,11 +59,18 @@ export class ImageCache {
     const p = join(this.dir, `${key}.ext4`);
     try {
       // the metadata is renamed in last: its presence means the entry is complete
-      const meta = JSON.parse(await readFile(join(this.dir, `${key}.json`), 'utf8')) as CachedImage;
-      // ... unless a crash lost the copy's data after both renames reached the disk (they are
-      // not synced: a cache is not worth a second fsync of every image); such a copy is short
-      // (ext4 writes a file's size with its blocks), and a short entry is a miss, rebuilt over
-      if ((await stat(p)).size !== meta.sizeBytes) return null;
+      const text = await readFile(join(this.dir, `${key}.json`), 'utf8');
+      // ... unless a crash lost data after both renames reached the disk (neither file is synced:
+      // a cache is not worth a second fsync of every image). Such files come back short or empty
+      // (ext4 writes a file's size with its blocks): an entry whose metadata does not parse or
+      // whose image is not the recorded size is a miss, rebuilt over.
+      let meta: CachedImage;
+      try {
+        meta = JSON.parse(text) as CachedImage;
+      } catch {
+        return null;
+      }
+      if (typeof meta.sizeBytes !== 'number' || (await stat(p)).size !== meta.sizeBytes) return null;
       return { ...meta, path: p };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;

@@ -187,6 +187,10 @@ test('finished images are cached by manifest digest and options; a moved tag reb
   assert.ok(readFileSync(join(work, 'c1.img')).equals(readFileSync(join(work, 'c2.img'))), 'rebuilt, the same image');
   assert.equal(statSync(join(cacheDir, 'images', cached[0]!)).size, statSync(join(work, 'c1.img')).size, 'and cached again whole');
   assert.equal((await convert(`oci:${moving}:current`, join(work, 'c2b.img'), { cacheDir })).cacheHit, true);
+  // ... and so is one whose metadata a crash left empty
+  writeFileSync(join(cacheDir, 'images', cached[0]!.replace(/\.ext4$/, '.json')), '');
+  assert.equal((await convert(`oci:${moving}:current`, join(work, 'c2b.img'), { cacheDir })).cacheHit, false, 'empty metadata: a miss');
+  assert.equal((await convert(`oci:${moving}:current`, join(work, 'c2b.img'), { cacheDir })).cacheHit, true, 'stored again');
   const ro = await convert(`oci:${moving}:current`, join(work, 'c3.img'), { cacheDir, readOnly: true });
   assert.equal(ro.cacheHit, false, 'other options: a miss');
   sh('umoci', ['tag', '--image', `${moving}:v3`, 'current']); // the tag moves

@@ -24,7 +24,8 @@ function calls(trace: string): Call[] {
   const out: Call[] = [];
   for (const line of trace.split('\n')) {
     // `[pid N] ` or `N ` prefixes; "<... resumed>" halves carry no arguments: their start counts
-    const m = /\b(fdatasync|fsync|pwritev2?|pwrite64|rename|renameat2?)\((?:\d+<([^>]*)>|AT_FDCWD, "([^"]*)"|"([^"]*)")/.exec(line);
+    // with -y, AT_FDCWD is shown with its path (`AT_FDCWD</dir>, "…"`): arm64 has no rename(2)
+    const m = /\b(fdatasync|fsync|pwritev2?|pwrite64|rename|renameat2?)\((?:\d+<([^>]*)>|AT_FDCWD(?:<[^>]*>)?, "([^"]*)"|"([^"]*)")/.exec(line);
     if (m) out.push({ name: m[1]!, path: m[2] ?? m[3] ?? m[4] ?? '' });
   }
   return out;
@@ -43,7 +44,8 @@ test('a big image is synced while it is written, again before its rename, and it
     const r = spawnSync(
       'strace',
       ['-f', '-y', '-qq', '-o', tracePath, '-e', 'trace=fdatasync,fsync,pwritev,pwritev2,pwrite64,rename,renameat,renameat2', process.execPath, BIN, 'convert', `tar:${tar}`, '-o', out, '--quiet'],
-      { encoding: 'utf8' },
+      // io_uring would take the file system calls out of strace's sight
+      { encoding: 'utf8', env: { ...process.env, UV_USE_IO_URING: '0' } },
     );
     assert.equal(r.status, 0, r.stderr);
     assert.ok(statSync(out).size > 200 << 20);
@@ -55,7 +57,8 @@ test('a big image is synced while it is written, again before its rename, and it
     const renameAt = all.findIndex((c) => c.name.startsWith('rename') && isTmp(c));
     assert.ok(writes.length > 10, `${writes.length} writes to the temporary file traced`);
     assert.ok(renameAt > 0, 'the temporary file is renamed into place');
-    assert.ok(syncs.length >= 3, `${syncs.length} fdatasyncs of the temporary file (≥ 2 while writing, 1 at the end)`);
+    // how many run while writing depends on the disk's speed (one at a time): at least one does
+    assert.ok(syncs.length >= 2, `${syncs.length} fdatasyncs of the temporary file (≥ 1 while writing, 1 at the end)`);
     assert.ok(syncs[0]!.i < writes[writes.length - 1]!.i, 'the first sync started while writing went on');
     assert.ok(syncs[syncs.length - 1]!.i > writes[writes.length - 1]!.i, 'a sync after the last write');
     assert.ok(syncs[syncs.length - 1]!.i < renameAt, '... and before the rename');
